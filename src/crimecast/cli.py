@@ -1,0 +1,256 @@
+"""The ``crimecast`` command line (Typer).
+
+Only this module and the server configure logging handlers. Every
+:class:`~crimecast.errors.CrimecastError` is printed as one message on stderr
+with exit code 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+from crimecast import __version__
+from crimecast.cli_views import (
+    render_calibration,
+    render_clean_report,
+    render_synthetic_banner,
+    render_weather,
+)
+from crimecast.config import Settings, load_settings
+from crimecast.errors import CrimecastError
+
+app = typer.Typer(
+    name="crimecast",
+    help="Leak-free crime hotspot forecasting with a local-first MLOps pipeline.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+logger = logging.getLogger("crimecast")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", help="Folder with config.yaml, feature_config.yaml, models.yaml."),
+]
+DataOpt = Annotated[
+    list[str] | None,
+    typer.Option("--data", help="Incident CSV (plain or .gz, local or s3://); repeatable."),
+]
+SchemaOpt = Annotated[
+    str | None,
+    typer.Option("--schema", help="auto, lapd, generic or a YAML column map (MAP.yaml)."),
+]
+
+
+def handle_errors(func: F) -> F:
+    """Turn CrimecastError into a one-line message and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except CrimecastError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"crimecast {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+    ] = False,
+) -> None:
+    """crimecast: forecast where crime concentrates in the next hour, shift, day or week."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=err_console, show_path=False)],
+        force=True,
+    )
+
+
+def _settings(config: Path | None) -> Settings:
+    return load_settings(config)
+
+
+def _parse_date(value: str, option: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise CrimecastError(
+            f"{option} must be a date in YYYY-MM-DD form; got '{value}'. "
+            f"Pass {option} 2024-01-31."
+        ) from None
+
+
+def _data_paths(data: list[str] | None, extra: list[str], settings: Settings) -> list[str]:
+    paths = [*(data or []), *extra] or list(settings.data.paths)
+    if not paths:
+        raise CrimecastError("no input data: pass --data FILE (repeatable).")
+    for path in extra:
+        if path.startswith("-"):
+            raise CrimecastError(f"unknown option '{path}'. Run with --help for the options.")
+    return paths
+
+
+@app.command()
+@handle_errors
+def generate(
+    out: Annotated[Path, typer.Option("--out", help="Output file: .csv, .csv.gz or .parquet.")],
+    start: Annotated[str, typer.Option(help="First day (YYYY-MM-DD).")] = "2020-01-01",
+    end: Annotated[str, typer.Option(help="Last day (YYYY-MM-DD), inclusive.")] = "2024-12-31",
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same data.")] = 7,
+    report: Annotated[
+        bool, typer.Option("--report", help="Compare the output with real LAPD aggregates.")
+    ] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Generate synthetic LAPD-schema incidents calibrated to real LA aggregates."""
+    from crimecast.data.calibration import build_calibration_report
+    from crimecast.data.generate import generate_incidents
+    from crimecast.data.load import write_incidents, write_json
+
+    settings = _settings(config)
+    first, last = _parse_date(start, "--start"), _parse_date(end, "--end")
+    began = time.perf_counter()
+    with console.status("generating synthetic incidents..."):
+        frame = generate_incidents(first, last, seed, settings.generator)
+    elapsed = time.perf_counter() - began
+    write_incidents(frame, out)
+    render_synthetic_banner(console)
+    console.print(
+        f"wrote [bold]{frame.height:,}[/] synthetic records ({first} to {last}, seed {seed}) "
+        f"to {out} in {elapsed:.1f} s"
+    )
+    if report:
+        calibration = build_calibration_report(frame)
+        report_path = out.with_name(out.name.split(".")[0] + "_calibration.json")
+        write_json(calibration.model_dump(mode="json"), report_path)
+        render_calibration(console, calibration)
+        console.print(f"calibration report: {report_path}")
+        if not calibration.passed:
+            raise typer.Exit(code=1)
+
+
+@app.command(context_settings={"allow_extra_args": True})
+@handle_errors
+def clean(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")],
+    data: DataOpt = None,
+    schema: SchemaOpt = None,
+    encoding: Annotated[str | None, typer.Option(help="Text encoding of the files.")] = None,
+    min_date: Annotated[str | None, typer.Option(help="Earliest occurrence kept.")] = None,
+    max_date: Annotated[str | None, typer.Option(help="Latest occurrence kept.")] = None,
+    include_enforcement: Annotated[
+        bool,
+        typer.Option(
+            "--include-enforcement-driven", help="Keep enforcement-driven crime types."
+        ),
+    ] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Load incident files, clean them, and write clean, quarantine and report files.
+
+    Extra file names after --data are read too: --data a.csv b.csv.
+    """
+    from crimecast.data.prepare import prepare_incidents, write_clean_outputs
+
+    settings = _settings(config)
+    settings = settings.with_overrides(
+        "cleaning",
+        min_date=_parse_date(min_date, "--min-date") if min_date else None,
+        max_date=_parse_date(max_date, "--max-date") if max_date else None,
+        exclude_enforcement_driven=False if include_enforcement else None,
+    )
+    paths = _data_paths(data, list(ctx.args), settings)
+    with console.status(f"cleaning {len(paths)} file(s)..."):
+        result = prepare_incidents(
+            paths,
+            schema=schema or settings.data.schema_name,
+            config=settings.cleaning,
+            encoding=encoding or settings.data.encoding,
+        )
+        written = write_clean_outputs(result, out)
+    render_clean_report(console, result.report)
+    console.print(f"wrote {written['clean']}, {written['quarantine']} and {written['report']}")
+
+
+@app.command()
+@handle_errors
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("demo_out"),
+    start: Annotated[str, typer.Option(help="First synthetic day.")] = "2023-01-01",
+    end: Annotated[str, typer.Option(help="Last synthetic day.")] = "2024-12-31",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    config: ConfigOpt = None,
+) -> None:
+    """Run the main job on the embedded data: generate, clean and summarise."""
+    from crimecast.data.generate import generate_incidents
+    from crimecast.data.load import write_incidents
+    from crimecast.data.prepare import prepare_incidents, write_clean_outputs
+
+    settings = _settings(config)
+    first, last = _parse_date(start, "--start"), _parse_date(end, "--end")
+    render_synthetic_banner(console)
+    began = time.perf_counter()
+    with console.status("generating synthetic LA incidents..."):
+        frame = generate_incidents(first, last, seed, settings.generator)
+        raw_path = out / f"synthetic_lapd_{first:%Y%m%d}_{last:%Y%m%d}_seed{seed}.csv"
+        write_incidents(frame, raw_path)
+    console.print(f"1/2 generated {frame.height:,} SYNTHETIC records -> {raw_path}")
+    with console.status("cleaning..."):
+        result = prepare_incidents([str(raw_path)], "lapd", settings.cleaning, today=last)
+        written = write_clean_outputs(result, out / "clean")
+    console.print(f"2/2 cleaned -> {written['clean'].parent}")
+    render_clean_report(console, result.report, title="Clean report (SYNTHETIC data)")
+    console.print(f"demo finished in {time.perf_counter() - began:.1f} s; outputs in {out}/")
+
+
+@app.command()
+@handle_errors
+def weather(
+    start: Annotated[str, typer.Option(help="First day.")] = "2010-01-01",
+    end: Annotated[str, typer.Option(help="Last day.")] = "2024-12-31",
+) -> None:
+    """Summarise the embedded Los Angeles weather series and report its gaps."""
+    from crimecast.data.weather import load_daily_weather, weather_gaps
+
+    first, last = _parse_date(start, "--start"), _parse_date(end, "--end")
+    daily = load_daily_weather()
+    render_weather(console, daily, weather_gaps(daily, first, last))
+
+
+@app.command()
+def schema() -> None:
+    """Print the canonical incident schema and the cleaning rules."""
+    from crimecast.cli_views import render_schema
+
+    render_schema(console)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

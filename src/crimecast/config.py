@@ -1,0 +1,239 @@
+"""Typed, frozen configuration loaded from the YAML files in ``config/``.
+
+The three files mirror the original SageMaker design's ``config.yaml``,
+``feature_config.yaml`` and ``model_config.yaml`` (ours is ``models.yaml``):
+
+* ``config.yaml``: data, cleaning, generator and pipeline parameters;
+* ``feature_config.yaml``: the panel, as-of rules and labels;
+* ``models.yaml``: the estimators and their hyper-parameters.
+
+Every value has a default here, so crimecast runs with no YAML at all; the YAML
+files in the repository restate those defaults for users to edit. CLI flags
+override values through :meth:`Settings.with_overrides`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from crimecast.data.generator_config import GeneratorConfig
+from crimecast.errors import ConfigError
+
+CONFIG_FILES: dict[str, str] = {
+    "config.yaml": "main",
+    "feature_config.yaml": "features",
+    "models.yaml": "models",
+}
+
+# LAPD crime codes for offences that are mostly discovered by police activity
+# rather than reported by victims. Forecasting them forecasts enforcement, so
+# they are excluded by default (see the README's "Responsible use" section).
+DEFAULT_ENFORCEMENT_CODES: tuple[str, ...] = (
+    "231",  # assault with deadly weapon on police officer
+    "437",  # resisting arrest
+    "438",  # reckless driving
+    "439",  # false police report
+    "623",  # battery on police
+    "762",  # lewd conduct
+    "805",  # pimping
+    "806",  # pandering
+    "845",  # sex offender registrant out of compliance
+    "865",  # drugs, to a minor
+    "882",  # inciting a riot
+    "884",  # failure to disperse
+    "903",  # contempt of court
+    "931",  # replica firearms
+)
+# Matched case-insensitively against the crime description of any source.
+DEFAULT_ENFORCEMENT_PATTERNS: tuple[str, ...] = (
+    "NARCOTIC",
+    "DRUG",
+    "LIQUOR LAW",
+    "PROSTITUTION",
+    "RESISTING ARREST",
+    "WARRANT",
+    "TRAFFIC STOP",
+)
+
+
+class FrozenModel(BaseModel):
+    """Base for every config model: immutable and strict about unknown keys."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CleaningConfig(FrozenModel):
+    """Rules applied by :func:`crimecast.data.clean.clean_incidents`."""
+
+    min_date: dt.date = dt.date(2010, 1, 1)
+    max_date: dt.date | None = Field(
+        default=None, description="Latest allowed occurrence date; None means today."
+    )
+    exclude_enforcement_driven: bool = True
+    enforcement_codes: tuple[str, ...] = DEFAULT_ENFORCEMENT_CODES
+    enforcement_patterns: tuple[str, ...] = DEFAULT_ENFORCEMENT_PATTERNS
+    study_area_buffer_m: float = Field(default=250.0, ge=0)
+    check_study_area: bool = True
+
+    @field_validator("enforcement_codes", mode="before")
+    @classmethod
+    def _codes_as_str(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return tuple(str(v) for v in value)
+        return value
+
+
+class DataConfig(FrozenModel):
+    """Where incident data comes from."""
+
+    schema_name: str = Field(default="auto", alias="schema")
+    paths: tuple[str, ...] = ()
+    encoding: str = "utf-8"
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class FeatureConfig(FrozenModel):
+    """The panel, as-of semantics and labels (used from issue #3 on)."""
+
+    spatial_unit: Literal["area", "district", "grid", "h3"] = "area"
+    cell_size: float = Field(default=250.0, gt=0)
+    time_bin: Literal["1h", "8h", "12h", "1d", "7d"] = "1h"
+    shift_start_hour: int = Field(default=6, ge=0, le=23)
+    delay_aware: bool = True
+    horizon: int = Field(default=1, ge=1)
+    weather: Literal["same_bin", "lagged", "none"] = "same_bin"
+    label: Literal["zscore", "topk", "count"] = "zscore"
+    z_threshold: float = 1.5
+    z_window: int = Field(default=168, ge=2)
+    topk_pct: float = Field(default=10.0, gt=0, le=100)
+
+
+class ModelSpec(FrozenModel):
+    """One named estimator and its hyper-parameters."""
+
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelsConfig(FrozenModel):
+    """The estimator registry's configuration (``models.yaml``)."""
+
+    default: str = "lightgbm"
+    random_state: int = 42
+    models: dict[str, ModelSpec] = Field(default_factory=dict)
+
+
+class PipelineConfig(FrozenModel):
+    """The original design's pipeline parameters plus ours."""
+
+    model_type: str = "lightgbm"
+    train_test_split_ratio: float = Field(default=0.8, gt=0, lt=1)
+    use_smote: bool = False
+    f1_threshold: float = Field(default=0.7, ge=0, le=1)
+    runs_dir: str = "runs"
+    tracking_uri: str | None = None
+
+
+class Settings(FrozenModel):
+    """All configuration, as one typed object passed through crimecast."""
+
+    data: DataConfig = DataConfig()
+    cleaning: CleaningConfig = CleaningConfig()
+    generator: GeneratorConfig = GeneratorConfig()
+    pipeline: PipelineConfig = PipelineConfig()
+    features: FeatureConfig = FeatureConfig()
+    models: ModelsConfig = ModelsConfig()
+
+    def with_overrides(self, section: str, **values: Any) -> Settings:
+        """Return a copy with ``values`` set on ``section``; None values are ignored.
+
+        This is how CLI flags override YAML: the flags that were not given are None.
+        """
+        given = {k: v for k, v in values.items() if v is not None}
+        if not given:
+            return self
+        current = getattr(self, section)
+        merged = {**current.model_dump(by_alias=True), **_aliased(current, given)}
+        try:
+            updated = type(current).model_validate(merged)
+        except ValidationError as exc:
+            raise ConfigError(_describe_validation(exc, f"option for {section}")) from exc
+        return self.model_copy(update={section: updated})
+
+
+def _aliased(model: BaseModel, values: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        field = type(model).model_fields.get(key)
+        out[field.alias if field is not None and field.alias else key] = value
+    return out
+
+
+def _describe_validation(exc: ValidationError, where: str) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        parts.append(f"{loc}: {err['msg']}; got {err.get('input')!r}")
+    return f"invalid {where}: " + "; ".join(parts) + ". Fix the value and retry."
+
+
+def default_config_dir() -> Path | None:
+    """Return ``./config`` when it holds crimecast YAML files, else None."""
+    candidate = Path.cwd() / "config"
+    if any((candidate / name).is_file() for name in CONFIG_FILES):
+        return candidate
+    return None
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read one YAML mapping, raising :class:`ConfigError` with the file name on failure."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file '{path}': {exc.strerror}.") from exc
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file '{path}' is not valid YAML: {exc}. Fix the syntax.") from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(
+            f"config file '{path}' must hold a mapping at the top level; "
+            f"got {type(loaded).__name__}."
+        )
+    return loaded
+
+
+def load_settings(config_dir: Path | None = None) -> Settings:
+    """Load :class:`Settings` from ``config_dir`` (default: ``./config`` if present).
+
+    Missing files fall back to the defaults defined in this module.
+    """
+    directory = config_dir if config_dir is not None else default_config_dir()
+    if directory is None:
+        return Settings()
+    if not directory.is_dir():
+        raise ConfigError(
+            f"config directory '{directory}' does not exist. Pass --config with a folder "
+            "holding config.yaml, feature_config.yaml and models.yaml."
+        )
+    merged: dict[str, Any] = {}
+    for name, role in CONFIG_FILES.items():
+        path = directory / name
+        if not path.is_file():
+            continue
+        content = read_yaml(path)
+        if role == "main":
+            merged.update(content)
+        else:
+            merged[role] = content
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_describe_validation(exc, f"configuration in '{directory}'")) from exc

@@ -1,0 +1,109 @@
+"""Load, clean and write incidents: the ``crimecast clean`` job as one function."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from crimecast.config import CleaningConfig
+from crimecast.data.clean import CleanResult, attach_raw_values, clean_incidents, report_json
+from crimecast.data.geo import (
+    AreaSet,
+    assign_area_index,
+    load_area_geojson,
+    load_lapd_divisions,
+    load_portland_districts,
+    study_area,
+)
+from crimecast.data.load import load_incidents, write_json, write_parquet
+from crimecast.data.mapping import ColumnMap
+from crimecast.errors import DataFileError
+
+logger = logging.getLogger(__name__)
+
+BUILTIN_BOUNDARIES = ("lapd_divisions", "portland_districts")
+
+
+def boundary_areas(column_map: ColumnMap | None) -> AreaSet | None:
+    """Return the polygons that define a source's study area, or None.
+
+    LAPD data uses the 21 divisions; a column map may name a built-in boundary
+    (``lapd_divisions``, ``portland_districts``) or a GeoJSON file in its
+    ``boundary`` key (ids from ``boundary_id_property``).
+    """
+    name = "lapd_divisions" if column_map is None else column_map.boundary
+    if name is None:
+        return None
+    if name == "lapd_divisions":
+        return load_lapd_divisions()
+    if name == "portland_districts":
+        return load_portland_districts()
+    assert column_map is not None
+    if not Path(name).is_file():
+        raise DataFileError(
+            f"boundary file '{name}' named by column map '{column_map.name}' does not exist. "
+            f"Use one of {list(BUILTIN_BOUNDARIES)} or a GeoJSON path."
+        )
+    return load_area_geojson(
+        name, column_map.boundary_id_property, column_map.boundary_name_property
+    )
+
+
+def fill_areas_from_boundary(parsed: pl.DataFrame, areas: AreaSet) -> pl.DataFrame:
+    """Fill a null ``area_id``/``area_name`` with the boundary polygon holding the point.
+
+    Sources without an area column (Portland calls for service) still get areas,
+    so per-area breakdowns work for them. Points outside every polygon stay null.
+    """
+    if parsed["area_id"].null_count() == 0:
+        return parsed
+    lat = parsed["lat"].fill_null(np.nan).to_numpy()
+    lon = parsed["lon"].fill_null(np.nan).to_numpy()
+    index = assign_area_index(lat, lon, areas)
+    inside = index >= 0
+    ids = np.where(inside, areas.ids[np.clip(index, 0, None)].astype(str), None)
+    names = np.where(inside, np.asarray(areas.names, dtype=object)[np.clip(index, 0, None)], None)
+    return parsed.with_columns(
+        area_id=pl.coalesce(pl.col("area_id"), pl.Series(ids.tolist(), dtype=pl.String)),
+        area_name=pl.coalesce(pl.col("area_name"), pl.Series(names.tolist(), dtype=pl.String)),
+    )
+
+
+def prepare_incidents(
+    paths: Sequence[str],
+    schema: str,
+    config: CleaningConfig,
+    encoding: str = "utf-8",
+    today: dt.date | None = None,
+) -> CleanResult:
+    """Read ``paths`` with ``schema``, clean them and attach raw values to the quarantine."""
+    loaded = load_incidents(paths, schema=schema, encoding=encoding)
+    areas = boundary_areas(loaded.column_map)
+    parsed = loaded.parsed
+    boundary = None
+    if areas is not None:
+        parsed = fill_areas_from_boundary(parsed, areas)
+        if config.check_study_area:
+            boundary = study_area(areas, buffer_m=config.study_area_buffer_m)
+    result = clean_incidents(parsed, config, study_area=boundary, today=today)
+    quarantine = attach_raw_values(result.quarantine, loaded.raw)
+    return CleanResult(clean=result.clean, quarantine=quarantine, report=result.report)
+
+
+def write_clean_outputs(result: CleanResult, out_dir: Path) -> dict[str, Path]:
+    """Write ``clean.parquet``, ``quarantine.parquet`` and ``clean_report.json``."""
+    paths = {
+        "clean": out_dir / "clean.parquet",
+        "quarantine": out_dir / "quarantine.parquet",
+        "report": out_dir / "clean_report.json",
+    }
+    write_parquet(result.clean, paths["clean"])
+    write_parquet(result.quarantine, paths["quarantine"])
+    write_json(report_json(result.report), paths["report"])
+    logger.info("wrote %s", out_dir)
+    return paths
