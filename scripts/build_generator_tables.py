@@ -54,7 +54,9 @@ def build_monthly(shared: Path) -> pl.DataFrame:
         pl.col("Month").cast(pl.Int32).alias("month"),
         pl.col("MonthlyCrimeCount").cast(pl.Int64).alias("crimes"),
     )
-    recent_rows = json.loads((shared / "lapd_aggregates" / "citywide_monthly_2020_2024.json").read_text())
+    recent_rows = json.loads(
+        (shared / "lapd_aggregates" / "citywide_monthly_2020_2024.json").read_text()
+    )
     recent = pl.DataFrame(
         {
             "year": [r["year"] for r in recent_rows],
@@ -129,8 +131,11 @@ def build_hour_profiles(shared: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     rows = json.loads((shared / "lapd_aggregates" / "hour_dow_2020_2024.json").read_text())
     # Checked against the daily counts: dow 0 is Monday.
     dow_hour = pl.DataFrame(
-        {"dow": [r["dow"] for r in rows], "hour": [r["hour"] for r in rows],
-         "count": [r["crimes"] for r in rows]},
+        {
+            "dow": [r["dow"] for r in rows],
+            "hour": [r["hour"] for r in rows],
+            "count": [r["crimes"] for r in rows],
+        },
         schema={"dow": pl.Int32, "hour": pl.Int32, "count": pl.Int64},
     ).sort("dow", "hour")
     return area_hour, dow_hour
@@ -159,15 +164,17 @@ def build_daily_temperature(shared: Path) -> pl.DataFrame:
 
 def build_points(shared: Path) -> pl.DataFrame:
     """Real incident points by hour, assigned to divisions by point-in-polygon."""
-    data = json.loads((shared / "lapd_aggregates" / "sampled_points_by_hour_2020_2024.json").read_text())
+    data = json.loads(
+        (shared / "lapd_aggregates" / "sampled_points_by_hour_2020_2024.json").read_text()
+    )
     lat_l: list[float] = []
     lon_l: list[float] = []
     hour_l: list[int] = []
-    for hour, points in enumerate(data["hours"]):
-        for lat, lon in points:
-            lat_l.append(lat)
-            lon_l.append(lon)
-            hour_l.append(hour)
+    for hour_of_day, points in enumerate(data["hours"]):
+        for point_lat, point_lon in points:
+            lat_l.append(point_lat)
+            lon_l.append(point_lon)
+            hour_l.append(hour_of_day)
     lat = np.round(np.asarray(lat_l), 4)
     lon = np.round(np.asarray(lon_l), 4)
     hour = np.asarray(hour_l, dtype=np.int32)
@@ -178,7 +185,9 @@ def build_points(shared: Path) -> pl.DataFrame:
         shapely.prepare(polygon)
         inside = shapely.contains_xy(polygon, lon, lat)
         area[inside & (area == 0)] = int(feature["properties"]["PREC"])
-    logger.info("points: %d total, %d outside every division (dropped)", lat.size, (area == 0).sum())
+    logger.info(
+        "points: %d total, %d outside every division (dropped)", lat.size, (area == 0).sum()
+    )
     keep = area > 0
     return pl.DataFrame(
         {
@@ -247,9 +256,11 @@ def build_premises(incidents: pl.DataFrame) -> pl.DataFrame:
         .agg(pl.col("premis_desc").mode().sort().first())
     )
     counts = rows.group_by("crm_cd", "premis_cd").agg(pl.len().cast(pl.Int64).alias("count"))
-    return counts.join(desc, on="premis_cd", how="left").with_columns(
-        pl.col("premis_desc").fill_null("")
-    ).sort("crm_cd", "premis_cd")
+    return (
+        counts.join(desc, on="premis_cd", how="left")
+        .with_columns(pl.col("premis_desc").fill_null(""))
+        .sort("crm_cd", "premis_cd")
+    )
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ import io
 import json
 import logging
 import zipfile
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -66,14 +67,16 @@ def _round(geoms: np.ndarray) -> np.ndarray:
     return shapely.transform(geoms, lambda xy: np.round(xy, COORD_DECIMALS))
 
 
-def _clean_simplify(geoms: np.ndarray, crs: str, tolerance_m: float) -> np.ndarray:
+def _clean_simplify(
+    geoms: np.ndarray, crs: str, tolerance_m: float, src: str = geo.WGS84
+) -> np.ndarray:
     """Clean a polygon coverage and simplify it without opening gaps between neighbours.
 
     ``coverage_simplify`` moves each shared edge once for both polygons, unlike per-polygon
     ``simplify``, which leaves slivers and overlaps along every border.
     """
     unit_m = pyproj.CRS.from_user_input(crs).axis_info[0].unit_conversion_factor
-    projected = geo.transform_geometry(geoms, geo.WGS84, crs)
+    projected = geoms if src == crs else geo.transform_geometry(geoms, src, crs)
     cleaned = shapely.coverage_clean(projected, gap_width=CLEAN_GAP_M / unit_m)
     simplified = shapely.coverage_simplify(cleaned, tolerance_m / unit_m)
     out = _round(geo.transform_geometry(simplified, crs, geo.WGS84))
@@ -179,9 +182,8 @@ def build_portland(shared: Path, out: Path) -> None:
     )
     recs = [r.as_dict() for r in reader.records()]
     native = np.asarray([shape(s.__geo_interface__) for s in reader.shapes()], dtype=object)
-    lonlat = geo.transform_geometry(native, "EPSG:2913", geo.WGS84)
     # Clean and simplify in the native CRS (its unit, the international foot, is converted).
-    simple = _clean_simplify(lonlat, "EPSG:2913", SIMPLIFY_M)
+    simple = _clean_simplify(native, "EPSG:2913", SIMPLIFY_M, src="EPSG:2913")
     feats = [
         _feature(
             {
@@ -229,7 +231,7 @@ def build_weather(shared: Path, out: Path) -> None:
             "column_encoding": {"time_utc": "DELTA_BINARY_PACKED"},
         },
     )
-    report = weather.weather_gaps(daily, daily["date"].min(), daily["date"].max())  # type: ignore[arg-type]
+    report = weather.weather_gaps(daily, date(2010, 1, 1), date(2024, 12, 31))
     logger.info("daily weather %d rows; gaps:\n%s", daily.height, report.summary())
 
 

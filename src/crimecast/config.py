@@ -199,7 +199,9 @@ def read_yaml(path: Path) -> dict[str, Any]:
     try:
         loaded = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file '{path}' is not valid YAML: {exc}. Fix the syntax.") from exc
+        raise ConfigError(
+            f"config file '{path}' is not valid YAML: {exc}. Fix the syntax."
+        ) from exc
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):

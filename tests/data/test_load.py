@@ -57,8 +57,8 @@ def test_many_files_keep_their_source(tmp_path: Path) -> None:
 
 
 def test_lapd_variant_formats_parse_to_the_same_instant() -> None:
-    from crimecast.data.load import SOURCE_FILE, SOURCE_ROW
     from crimecast.data.lapd import parse_lapd
+    from crimecast.data.load import SOURCE_FILE, SOURCE_ROW
 
     variants = ["02/03/2024 12:00:00 AM", "2/3/2024 0:00", "02/03/2024 00:00", "02/03/2024"]
     raw = pl.DataFrame(

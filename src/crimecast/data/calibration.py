@@ -27,6 +27,9 @@ MIN_ROWS_FOR_YEAR_CHECK = 5_000
 MIN_ROWS_FOR_DIVISION_HOUR = 500
 
 
+Row = tuple[str, str, str, str]
+
+
 class CalibrationThresholds(BaseModel):
     """Pass/fail limits of a calibration report."""
 
@@ -75,48 +78,49 @@ class CalibrationReport(BaseModel):
     passed: bool
     failures: list[str]
 
-    def to_rows(self) -> list[tuple[str, str, str, str]]:
+    def to_rows(self) -> list[Row]:
         """Return ``(metric, value, target, status)`` rows for printing as a table."""
         t = self.thresholds
 
         def fmt(value: float | None, spec: str = ".4f") -> str:
             return "n/a" if value is None else format(value, spec)
 
-        def status(ok: bool | None) -> str:
-            return "-" if ok is None else ("ok" if ok else "FAIL")
+        def judged(name: str, value: float | None, target: str, ok: bool | None) -> Row:
+            status = "-" if ok is None or value is None else ("ok" if ok else "FAIL")
+            return (name, fmt(value), target, status)
 
-        def at_least(value: float | None, limit: float) -> bool | None:
-            return None if value is None else value >= limit
+        def at_least(name: str, value: float | None, limit: float) -> Row:
+            return judged(name, value, f">= {limit}", value is not None and value >= limit)
 
-        rows = [
+        rows: list[Row] = [
             ("rows", str(self.rows), "", "-"),
             ("date range", f"{self.start} .. {self.end}", "", "-"),
-            ("area share corr (overall)", fmt(self.share_corr_overall), f">= {t.min_share_corr}",
-             status(at_least(self.share_corr_overall, t.min_share_corr))),
-        ]  # fmt: skip
-        for year, corr in sorted(self.share_corr_by_year.items()):
-            rows.append((f"area share corr {year}", fmt(corr), f">= {t.min_share_corr}",
-                         status(corr >= t.min_share_corr)))  # fmt: skip
+            at_least("area share corr (overall)", self.share_corr_overall, t.min_share_corr),
+        ]
         rows += [
-            ("hour corr (citywide)", fmt(self.hour_corr_overall), f">= {t.min_hour_corr}",
-             status(at_least(self.hour_corr_overall, t.min_hour_corr))),
-            ("hour corr (division mean)", fmt(self.hour_corr_division_mean),
-             f">= {t.min_hour_corr}", status(at_least(self.hour_corr_division_mean, t.min_hour_corr))),
+            at_least(f"area share corr {year}", corr, t.min_share_corr)
+            for year, corr in sorted(self.share_corr_by_year.items())
+        ]
+        worst = self.max_month_rel_error
+        rows += [
+            at_least("hour corr (citywide)", self.hour_corr_overall, t.min_hour_corr),
+            at_least("hour corr (division mean)", self.hour_corr_division_mean, t.min_hour_corr),
             ("hour corr (division min)", fmt(self.hour_corr_division_min), "", "-"),
             ("months compared", str(len(self.months)), "", "-"),
-            ("max month |rel error|", fmt(self.max_month_rel_error),
-             f"<= {t.max_month_rel_error}", status(None if self.max_month_rel_error is None
-                                                   else self.max_month_rel_error <= t.max_month_rel_error)),
-        ]  # fmt: skip
-        for name, value, target in zip(
-            ("delay p50 (days)", "delay p90 (days)", "delay p99 (days)"),
-            (self.delay_p50, self.delay_p90, self.delay_p99),
-            t.delay_targets_days,
-            strict=True,
-        ):
-            ok = None if value is None else abs(value - target) <= t.delay_tolerance_days
-            rows.append((name, fmt(value, ".1f"), f"{target:g} ± {t.delay_tolerance_days:g}",
-                         status(ok)))  # fmt: skip
+            judged(
+                "max month |rel error|",
+                worst,
+                f"<= {t.max_month_rel_error}",
+                worst is not None and worst <= t.max_month_rel_error,
+            ),
+        ]
+        delays = (self.delay_p50, self.delay_p90, self.delay_p99)
+        for q, value, target in zip((50, 90, 99), delays, t.delay_targets_days, strict=True):
+            ok = value is not None and abs(value - target) <= t.delay_tolerance_days
+            name, _, goal, status = judged(
+                f"delay p{q} (days)", value, f"{target:g} ± {t.delay_tolerance_days:g}", ok
+            )
+            rows.append((name, fmt(value, ".1f"), goal, status))
         rows += [
             ("zero-coordinate share", fmt(self.zero_coordinate_share), "", "-"),
             ("duplicate rows", str(self.duplicate_rows), "", "-"),
@@ -219,8 +223,11 @@ def _months(
         else:
             real = int(tables.monthly[yi[0], month - 1])
             gen = int(counts.get(period, 0))
-            months.append(MonthComparison(period=period, generated=gen, real=real,
-                                          rel_error=(gen - real) / real))  # fmt: skip
+            months.append(
+                MonthComparison(
+                    period=period, generated=gen, real=real, rel_error=(gen - real) / real
+                )
+            )
         year, month = nxt.year, nxt.month
     return months, excluded
 
@@ -255,7 +262,9 @@ def build_calibration_report(
     for label, value in (("citywide", hour_overall), ("division mean", hour_mean)):
         if value is not None and value < limits.min_hour_corr:
             failures.append(f"hour-of-day correlation ({label}) is {value:.4f}")
-    months, excluded = ([], []) if start is None or end is None else _months(dated, tables, start, end)
+    months, excluded = (
+        ([], []) if start is None or end is None else _months(dated, tables, start, end)
+    )
     worst = max((abs(m.rel_error) for m in months), default=None)
     failures += [
         f"month {m.period}: {m.generated} generated vs {m.real} real ({m.rel_error:+.1%})"

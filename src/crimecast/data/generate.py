@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
@@ -21,7 +22,7 @@ from scipy.spatial import cKDTree
 
 from crimecast.data.areas import LAPD_AREAS
 from crimecast.data.generator_config import GeneratorConfig
-from crimecast.data.generator_tables import N_AREAS, EPOCH, GeneratorTables, load_tables
+from crimecast.data.generator_tables import EPOCH, N_AREAS, GeneratorTables, load_tables
 from crimecast.errors import GenerationError
 
 logger = logging.getLogger(__name__)
@@ -76,8 +77,6 @@ def _validate(start: object, end: object, seed: object, config: object) -> None:
 
 
 def _day_number(day: dt.date) -> int:
-    if isinstance(day, dt.datetime):
-        day = day.date()
     return (day - EPOCH).days
 
 
@@ -122,9 +121,13 @@ def _daily_rates(
     temp = np.where(known, tables.temp_c[pos], 0.0)
     n_known = np.bincount(month_id, weights=known.astype(float))
     month_mean = np.bincount(month_id, weights=temp) / np.maximum(n_known, 1.0)
-    weight *= np.exp(cfg.temperature_effect_per_degc * np.where(known, temp - month_mean[month_id], 0.0))
+    weight *= np.exp(
+        cfg.temperature_effect_per_degc * np.where(known, temp - month_mean[month_id], 0.0)
+    )
     per_day = (
-        tables.monthly_target(year, month) * weight / np.bincount(month_id, weights=weight)[month_id]
+        tables.monthly_target(year, month)
+        * weight
+        / np.bincount(month_id, weights=weight)[month_id]
     )
     rates = per_day[:, None] * tables.shares_for(year) * cfg.volume_scale
     keep = (days >= first) & (days <= last)
@@ -132,9 +135,12 @@ def _daily_rates(
 
 
 def _pick_points(
-    rng: np.random.Generator, tables: GeneratorTables, cfg: GeneratorConfig,
-    area: np.ndarray, hour: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    rng: np.random.Generator,
+    tables: GeneratorTables,
+    cfg: GeneratorConfig,
+    area: np.ndarray,
+    hour: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """Real incident locations of the event's area (and hour), plus Gaussian jitter."""
     start = tables.area_start[area]
     count = tables.area_count[area]
@@ -157,8 +163,9 @@ def _jitter(
     )
 
 
-def _with_minutes(rng: np.random.Generator, tables: GeneratorTables, day: np.ndarray,
-                  hour: np.ndarray) -> np.ndarray:  # fmt: skip
+def _with_minutes(
+    rng: np.random.Generator, tables: GeneratorTables, day: np.ndarray, hour: np.ndarray
+) -> np.ndarray:
     """Event time in days; minutes follow the real per-hour minute distribution."""
     minute = _sample(rng, tables.minute_cum, hour)
     return day + (hour * 60 + minute) / 1440.0
@@ -199,9 +206,12 @@ def _sample_codes(
 
 
 def _near_repeats(
-    rng: np.random.Generator, tables: GeneratorTables, cfg: GeneratorConfig,
-    background: Events, last: int,
-) -> Events:  # fmt: skip
+    rng: np.random.Generator,
+    tables: GeneratorTables,
+    cfg: GeneratorConfig,
+    background: Events,
+    last: int,
+) -> Events:
     """Add ``max_generations`` generations of near-repeat offspring (same area)."""
     parts = [background]
     parents = background
@@ -239,8 +249,9 @@ def _report_delay(rng: np.random.Generator, cfg: GeneratorConfig, n: int) -> np.
     return np.minimum(delay, cfg.delay_max_days).astype(np.int64)
 
 
-def _districts(tables: GeneratorTables, area: np.ndarray, lat: np.ndarray,
-               lon: np.ndarray) -> np.ndarray:  # fmt: skip
+def _districts(
+    tables: GeneratorTables, area: np.ndarray, lat: np.ndarray, lon: np.ndarray
+) -> np.ndarray:
     """Nearest real reporting-district centroid within each event's area."""
     rd = np.zeros(area.size, dtype=np.int64)
     for a in range(N_AREAS):
@@ -248,13 +259,17 @@ def _districts(tables: GeneratorTables, area: np.ndarray, lat: np.ndarray,
         own = np.flatnonzero(tables.district_area == a + 1)
         if rows.size == 0 or own.size == 0:
             continue
-        tree = cKDTree(np.column_stack([tables.district_lat[own], tables.district_lon[own] * COS_LAT]))
+        tree = cKDTree(
+            np.column_stack([tables.district_lat[own], tables.district_lon[own] * COS_LAT])
+        )
         _, nearest = tree.query(np.column_stack([lat[rows], lon[rows] * COS_LAT]))
         rd[rows] = tables.district_rd[own[nearest]]
     return rd
 
 
-def _dr_numbers(area: np.ndarray, reported: np.ndarray, t: np.ndarray) -> np.ndarray:
+def _dr_numbers(
+    area: np.ndarray, reported: np.ndarray, t: np.ndarray, volume_scale: float
+) -> np.ndarray:
     """DR_NO: report year (2 digits), area (2 digits), sequence within area and year."""
     rpt_year = _calendar(reported)[0]
     order = np.lexsort((t, reported, area, rpt_year))
@@ -265,9 +280,9 @@ def _dr_numbers(area: np.ndarray, reported: np.ndarray, t: np.ndarray) -> np.nda
     seq[order] = pos - np.maximum.accumulate(np.where(new_group, pos, 0)) + 1
     if seq.size and seq.max() > 99_999:
         raise GenerationError(
-            f"volume_scale is too high: one area would get {seq.max()} reports in a year but "
-            f"DR_NO holds at most 99999 per area and year. Lower volume_scale in the "
-            "generator config."
+            f"volume_scale must keep each area below 100000 reports a year (the DR_NO "
+            f"sequence has 5 digits); got volume_scale={volume_scale:g}, which gives "
+            f"{seq.max()}. Lower volume_scale in the generator config."
         )
     return (rpt_year % 100) * 10_000_000 + (area + 1) * 100_000 + seq
 
@@ -275,6 +290,25 @@ def _dr_numbers(area: np.ndarray, reported: np.ndarray, t: np.ndarray) -> np.nda
 def _coord_strings(values: np.ndarray) -> pl.Series:
     # LAPD writes the shortest form: 34.07, 34 and 0 rather than 34.0700 / 0.0.
     return pl.Series(np.round(values, 4) + 0.0).cast(pl.Utf8).str.replace(r"\.0$", "")
+
+
+def _date_strings(days: np.ndarray) -> pl.Series:
+    return pl.Series(days.astype(np.int32)).cast(pl.Date).dt.strftime(DATE_FORMAT)
+
+
+def _padded(values: np.ndarray, width: int) -> pl.Series:
+    return pl.Series(values).cast(pl.Utf8).str.zfill(width)
+
+
+def _lookup(labels: Sequence[object], idx: np.ndarray) -> pl.Series:
+    return pl.Series([str(v) for v in labels]).gather(pl.Series(idx))
+
+
+def _premise_rows(tables: GeneratorTables, codes: np.ndarray) -> np.ndarray:
+    """Row of ``premise_cum`` for each crime code; codes without one use the pooled row."""
+    known = tables.premise_codes
+    pos = np.minimum(np.searchsorted(known, codes), known.size - 1)
+    return np.where(known[pos] == codes, pos, known.size)
 
 
 def _to_frame(
@@ -288,34 +322,32 @@ def _to_frame(
     zero = rng.random(n) < cfg.zero_coordinate_share
     lat = np.where(zero, 0.0, ev["lat"])
     lon = np.where(zero, 0.0, ev["lon"])
-    codes = tables.mix_codes[ev["code"]]
-    dr = _dr_numbers(ev["area"], reported, ev["t"])
-    rows = np.sort(np.concatenate([np.arange(n), np.flatnonzero(rng.random(n) < cfg.duplicate_share)]))
-    area_idx = pl.Series(ev["area"][rows])
-    code_idx = pl.Series(ev["code"][rows])
-    code_text = pl.Series([str(c) for c in tables.mix_codes])
+    dr = _dr_numbers(ev["area"], reported, ev["t"], cfg.volume_scale)
+    duplicated = np.flatnonzero(rng.random(n) < cfg.duplicate_share)
+    rows = np.sort(np.concatenate([np.arange(n), duplicated]))
+    area = ev["area"][rows]
+    code = ev["code"][rows]
+    codes = [int(c) for c in tables.mix_codes]
     columns: dict[str, pl.Series] = {
-        "DR_NO": pl.Series(dr[rows]).cast(pl.Utf8).str.zfill(9),
-        "Date Rptd": pl.Series(reported[rows].astype(np.int32)).cast(pl.Date).dt.strftime(DATE_FORMAT),
-        "DATE OCC": pl.Series(occurred[rows].astype(np.int32)).cast(pl.Date).dt.strftime(DATE_FORMAT),
-        "TIME OCC": pl.Series((minutes // 60 * 100 + minutes % 60)[rows]).cast(pl.Utf8).str.zfill(4),
-        "AREA": (area_idx + 1).cast(pl.Utf8).str.zfill(2),
-        "AREA NAME": pl.Series(list(LAPD_AREAS.values())).gather(area_idx),
-        "Rpt Dist No": pl.Series(rd[rows]).cast(pl.Utf8).str.zfill(4),
-        "Part 1-2": pl.Series([str(tables.code_part[int(c)]) for c in tables.mix_codes]).gather(code_idx),
-        "Crm Cd": code_text.gather(code_idx),
-        "Crm Cd Desc": pl.Series([tables.code_desc[int(c)] for c in tables.mix_codes]).gather(code_idx),
-        "Crm Cd 1": code_text.gather(code_idx),
+        "DR_NO": _padded(dr[rows], 9),
+        "Date Rptd": _date_strings(reported[rows]),
+        "DATE OCC": _date_strings(occurred[rows]),
+        "TIME OCC": _padded((minutes // 60 * 100 + minutes % 60)[rows], 4),
+        "AREA": _padded(area + 1, 2),
+        "AREA NAME": _lookup(list(LAPD_AREAS.values()), area),
+        "Rpt Dist No": _padded(rd[rows], 4),
+        "Part 1-2": _lookup([tables.code_part[c] for c in codes], code),
+        "Crm Cd": _lookup(codes, code),
+        "Crm Cd Desc": _lookup([tables.code_desc[c] for c in codes], code),
+        "Crm Cd 1": _lookup(codes, code),
         "LAT": _coord_strings(lat[rows]),
         "LON": _coord_strings(lon[rows]),
-    }  # fmt: skip
+    }
     if cfg.include_premises:
-        known = np.searchsorted(tables.premise_codes, codes)
-        known = np.where(tables.premise_codes[np.minimum(known, tables.premise_codes.size - 1)] == codes,
-                         known, tables.premise_codes.size)  # fmt: skip
-        prem = pl.Series(_sample(rng, tables.premise_cum, known)[rows])
-        columns["Premis Cd"] = pl.Series([str(c) for c in tables.premise_cd]).gather(prem)
-        columns["Premis Desc"] = pl.Series(tables.premise_desc).gather(prem)
+        premise_row = _premise_rows(tables, tables.mix_codes[ev["code"]])
+        premise = _sample(rng, tables.premise_cum, premise_row)[rows]
+        columns["Premis Cd"] = _lookup(list(tables.premise_cd), premise)
+        columns["Premis Desc"] = _lookup(tables.premise_desc, premise)
     empty = [c for c in (*EMPTY_COLUMNS, "Premis Cd", "Premis Desc") if c not in columns]
     return (
         pl.DataFrame(columns)
@@ -341,6 +373,7 @@ def generate_incidents(
         GenerationError: an argument is invalid, or the volume cannot be numbered.
     """
     cfg = GeneratorConfig() if config is None else config
+    start, end = (d.date() if isinstance(d, dt.datetime) else d for d in (start, end))
     _validate(start, end, seed, cfg)
     tables = load_tables()
     rng = np.random.default_rng(int(seed))

@@ -38,7 +38,7 @@ _RULES: dict[str, _Rule] = {
     "zero_coordinate_share": _Rule(0.0, 1.0, True, True),
     "duplicate_share": _Rule(0.0, 0.5, True, True),
     "burn_in_days": _Rule(0, 366, True, True),
-    "volume_scale": _Rule(0.0, 20.0, False, True),
+    "volume_scale": _Rule(0.0, 5.0, False, True),
 }
 
 
@@ -67,45 +67,60 @@ class GeneratorConfig(BaseModel):
 
     # Self-exciting (Hawkes-like) near-repeat dynamics.
     branching_ratio: float = Field(
-        0.2, description="Expected offspring per event; background is scaled by (1 - ratio)."
+        default=0.2,
+        description="Expected offspring per event; background is scaled by (1 - ratio).",
     )
-    max_generations: int = Field(4, description="Offspring generations simulated (0 = none).")
-    offspring_distance_m: float = Field(150.0, description="Gaussian sd of offspring offset (m).")
-    offspring_mean_delay_days: float = Field(1.5, description="Mean exponential offspring lag.")
+    max_generations: int = Field(
+        default=4, description="Offspring generations simulated (0 = none)."
+    )
+    offspring_distance_m: float = Field(
+        default=100.0, description="Gaussian sd of offspring offset (m)."
+    )
+    offspring_mean_delay_days: float = Field(
+        default=1.0, description="Mean exponential offspring lag."
+    )
     offspring_same_crime_prob: float = Field(
-        0.7, description="Probability an offspring repeats its parent's crime code."
+        default=0.7, description="Probability an offspring repeats its parent's crime code."
     )
     # Space.
-    point_jitter_m: float = Field(120.0, description="Gaussian sd added to pooled real points (m).")
+    point_jitter_m: float = Field(
+        default=120.0, description="Gaussian sd added to pooled real points (m)."
+    )
     hour_weighted_points: bool = Field(
-        True, description="Draw background locations from real points of the same hour of day."
+        default=True,
+        description="Draw background locations from real points of the same hour of day.",
     )
     # Time.
     temperature_effect_per_degc: float = Field(
-        0.01,
+        default=0.01,
         description="Relative change in daily rate per °C above the month's mean temperature "
         "(real 2020-2023 LAPD data show about 0.006).",
     )
     first_of_month_factor: float = Field(
-        1.4, description="Rate multiplier on the 1st of each month (unknown dates default to it)."
+        default=1.4,
+        description="Rate multiplier on the 1st of each month (unknown dates default to it).",
     )
-    new_year_factor: float = Field(1.9, description="Rate multiplier on 1 January.")
+    new_year_factor: float = Field(default=1.9, description="Rate multiplier on 1 January.")
     # Reporting delay: 0 days with delay_zero_prob, else 1 + floor(scale * Weibull(shape)).
-    delay_zero_prob: float = Field(0.53, description="Share of same-day reports.")
-    delay_tail_shape: float = Field(0.6, description="Weibull shape of the delay tail.")
-    delay_tail_scale_days: float = Field(1.5, description="Weibull scale of the delay tail.")
-    delay_max_days: int = Field(365, description="Longest reporting delay (days).")
+    delay_zero_prob: float = Field(default=0.53, description="Share of same-day reports.")
+    delay_tail_shape: float = Field(default=0.6, description="Weibull shape of the delay tail.")
+    delay_tail_scale_days: float = Field(
+        default=1.5, description="Weibull scale of the delay tail."
+    )
+    delay_max_days: int = Field(default=365, description="Longest reporting delay (days).")
     # Export quirks.
-    zero_coordinate_share: float = Field(0.002, description="Share of rows with LAT = LON = 0.")
-    duplicate_share: float = Field(0.0001, description="Share of rows written twice.")
+    zero_coordinate_share: float = Field(
+        default=0.002, description="Share of rows with LAT = LON = 0."
+    )
+    duplicate_share: float = Field(default=0.0001, description="Share of rows written twice.")
     include_premises: bool = Field(
-        True, description="Sample Premis Cd/Desc from the real crime-code to premise mix."
+        default=True, description="Sample Premis Cd/Desc from the real crime-code to premise mix."
     )
     # Volume and warm-up.
     burn_in_days: int = Field(
-        14, description="Days simulated before start so near-repeat chains are warm."
+        default=14, description="Days simulated before start so near-repeat chains are warm."
     )
-    volume_scale: float = Field(1.0, description="Multiplier on the calibrated volume.")
+    volume_scale: float = Field(default=1.0, description="Multiplier on the calibrated volume.")
 
     @model_validator(mode="after")
     def _check_ranges(self) -> GeneratorConfig:

@@ -1,17 +1,13 @@
 """Area boundaries, vectorised point-in-polygon and coordinate transforms.
 
-Packaged boundary sets (EPSG:4326 GeoJSON under ``crimecast/resources/geo``, derived by
-``scripts/build_geo_weather_resources.py``): the 21 LAPD divisions with population, the LA
-County census tracts that overlap them, the LAPD stations and the Portland Police districts.
-Geometries are always longitude/latitude (EPSG:4326); distances and buffers are computed in
-a projected CRS (UTM) because degrees are not a unit of length.
+Packaged boundaries (``resources/geo``, built by ``scripts/build_geo_weather_resources.py``)
+and every :class:`AreaSet` are lon/lat EPSG:4326; buffers and distances use a UTM projection.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from importlib import resources
@@ -37,34 +33,42 @@ _OK_CRS = {"EPSG:4326", "OGC:CRS84", "EPSG:4269"}  # lon/lat; NAD83 differs by <
 
 
 @dataclass(frozen=True, eq=False)
-class AreaSet:
-    """A set of named polygon areas in EPSG:4326.
+class _Grid:
+    # Regular lon/lat grid: ``full[cell]`` is the only area covering the cell (else -1);
+    # (pair_cell, pair_area), sorted by area, lists cells that need a point-in-polygon test.
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    dx: float
+    dy: float
+    n: int
+    full: np.ndarray
+    pair_cell: np.ndarray
+    pair_area: np.ndarray
 
-    ``ids`` is an int64 array (LAPD ``AREA`` codes) or a str array (tract GEOIDs, Portland
-    districts); ``geometries`` is an object array of shapely Polygon/MultiPolygon (lon/lat);
-    ``populations`` is a float64 array or None.
-    """
+
+@dataclass(frozen=True, eq=False)
+class AreaSet:
+    """Named polygon areas: ``ids`` int64 (LAPD ``AREA``) or str (GEOIDs) array, ``geometries``
+    object array of shapely (Multi)Polygons in lon/lat, ``populations`` float64 array or None."""
 
     ids: np.ndarray
     names: tuple[str, ...]
     geometries: np.ndarray
     populations: np.ndarray | None = None
-    source: str = "areas"
+    source: str = "area set"
 
     def __post_init__(self) -> None:
         n = len(self.ids)
-        if len(self.names) != n or len(self.geometries) != n:
-            raise SchemaError(
-                f"{self.source}: {n} ids, {len(self.names)} names and {len(self.geometries)} "
-                "geometries; every area needs exactly one of each."
-            )
-        if self.populations is not None and len(self.populations) != n:
-            raise SchemaError(f"{self.source}: {len(self.populations)} populations for {n} areas")
+        pops = n if self.populations is None else len(self.populations)
+        if n == 0 or not len(self.names) == len(self.geometries) == pops == n:
+            raise ValueError(f"{self.source}: needs >= 1 area and one name/geometry/pop per id")
         uniq, counts = np.unique(self.ids, return_counts=True)
         if (counts > 1).any():
             raise SchemaError(
-                f"{self.source}: duplicate area ids {uniq[counts > 1][:5].tolist()}; "
-                "area ids must be unique. Merge those features or choose another id property."
+                f"{self.source} has duplicate area ids {uniq[counts > 1][:5].tolist()}; area "
+                "ids must be unique. Merge those features or pass another --area-id-property."
             )
 
     def __len__(self) -> int:
@@ -76,10 +80,21 @@ class AreaSet:
         return OUTSIDE_INT if self.ids.dtype.kind in "iu" else OUTSIDE_STR
 
     @cached_property
-    def tree(self) -> shapely.STRtree:
-        """STRtree over the (prepared) geometries; built on first use."""
+    def grid(self) -> _Grid:
+        """Lookup grid over the (prepared) geometries for :func:`assign_area_index`."""
         shapely.prepare(self.geometries)
-        return shapely.STRtree(self.geometries)
+        x0, y0, x1, y1 = shapely.total_bounds(self.geometries)
+        n = int(np.clip(np.sqrt(len(self)) * 6, 16, 256))
+        dx, dy = max((x1 - x0) / n, 1e-9), max((y1 - y0) / n, 1e-9)
+        iy, ix = np.divmod(np.arange(n * n), n)
+        boxes = shapely.box(x0 + ix * dx, y0 + iy * dy, x0 + (ix + 1) * dx, y0 + (iy + 1) * dy)
+        cell, area = shapely.STRtree(self.geometries).query(boxes, predicate="intersects")
+        sole = np.bincount(cell, minlength=n * n)[cell] == 1
+        sole[sole] = shapely.covers(self.geometries[area[sole]], boxes[cell[sole]])
+        full = np.full(n * n, -1, dtype=np.int64)
+        full[cell[sole]] = area[sole]
+        order = np.lexsort((cell[~sole], area[~sole]))
+        return _Grid(x0, y0, x1, y1, dx, dy, n, full, cell[~sole][order], area[~sole][order])
 
     def to_frame(self) -> pl.DataFrame:
         """Attribute table: ``id, name, population``."""
@@ -90,12 +105,6 @@ class AreaSet:
         )
 
 
-def _coerce_ids(values: Sequence[Any]) -> np.ndarray:
-    if all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in values):
-        return np.asarray(values, dtype=np.int64)
-    return np.asarray([str(v) for v in values], dtype=str)
-
-
 def resolve_crs(crs: pyproj.CRS | str | int) -> pyproj.CRS:
     """Parse a CRS given as ``pyproj.CRS``, EPSG int, ``'EPSG:xxxx'``, WKT or PROJ string."""
     if isinstance(crs, pyproj.CRS):
@@ -104,9 +113,8 @@ def resolve_crs(crs: pyproj.CRS | str | int) -> pyproj.CRS:
         return pyproj.CRS.from_user_input(crs)
     except pyproj.exceptions.CRSError as exc:
         raise CRSError(
-            f"unknown CRS {crs!r}: pyproj cannot parse it. Pass an EPSG code such as "
-            "'EPSG:32611' (UTM 11N, Los Angeles) or 'EPSG:2913' (Oregon North, ft), "
-            "or a WKT string."
+            f"unknown CRS {crs!r}: pyproj cannot parse it. Pass an EPSG code such as 'EPSG:32611'"
+            " (UTM 11N, Los Angeles) or 'EPSG:2913' (Oregon North, ft), or a WKT string."
         ) from exc
 
 
@@ -168,35 +176,45 @@ def _points(lat: Any, lon: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def assign_area_index(lat: np.ndarray, lon: np.ndarray, areas: AreaSet) -> np.ndarray:
     """Index (into ``areas``) of the area containing each point, or -1 outside every area.
 
-    Points on a shared border, or in overlapping areas, go to the lowest index. NaN
-    coordinates are outside. Candidates come from the STRtree bounding-box query, then each
-    prepared polygon tests only its own candidates with ``shapely.intersects_xy``.
+    Points on a shared border, or in overlapping areas, go to the lowest index; NaN
+    coordinates are outside. Points in grid cells that lie inside a single area are
+    assigned directly; the rest are tested against the prepared polygons that touch their
+    cell with ``shapely.intersects_xy`` (no point geometries are created).
     """
     la, lo, ok = _points(lat, lon)
     out = np.full(la.size, -1, dtype=np.int64)
-    idx = np.flatnonzero(ok)
-    if idx.size == 0 or len(areas) == 0:
+    g = areas.grid
+    idx = np.flatnonzero(ok & (lo >= g.x0) & (lo <= g.x1) & (la >= g.y0) & (la <= g.y1))
+    cx, cy = np.floor((lo - g.x0) / g.dx), np.floor((la - g.y0) / g.dy)
+    cell = np.minimum(cy[idx], g.n - 1).astype(np.int64) * g.n
+    cell += np.minimum(cx[idx], g.n - 1).astype(np.int64)
+    out[idx] = g.full[cell]
+    todo = out[idx] < 0
+    rest, rcell = idx[todo], cell[todo]
+    # Expand the grid's (cell, area) pairs into (point, area) candidate pairs.
+    order = np.argsort(rcell, kind="stable")
+    counts = np.bincount(rcell, minlength=g.n * g.n)
+    starts = np.cumsum(counts) - counts
+    per_pair = counts[g.pair_cell]
+    rep = np.repeat(np.arange(per_pair.size), per_pair)
+    if rep.size == 0:
         return out
-    pt, poly = areas.tree.query(shapely.points(lo[idx], la[idx]))
-    order = np.argsort(poly, kind="stable")
-    pt, poly = pt[order], poly[order]
-    cuts = np.flatnonzero(np.diff(poly)) + 1
-    for group, p in zip(np.split(pt, cuts), poly[np.r_[0, cuts]], strict=True):
-        cand = idx[group]
-        cand = cand[out[cand] < 0]
-        if cand.size:
-            hit = shapely.intersects_xy(areas.geometries[p], lo[cand], la[cand])
-            out[cand[hit]] = p
+    offset = np.arange(rep.size) - np.repeat(np.cumsum(per_pair) - per_pair, per_pair)
+    cand_pt, cand_area = rest[order[starts[g.pair_cell][rep] + offset]], g.pair_area[rep]
+    cuts = np.flatnonzero(np.diff(cand_area)) + 1
+    for group, a in zip(np.split(cand_pt, cuts), cand_area[np.r_[0, cuts]], strict=True):
+        group = group[out[group] < 0]
+        if group.size:
+            hit = shapely.intersects_xy(areas.geometries[a], lo[group], la[group])
+            out[group[hit]] = a
     return out
 
 
 def assign_areas(lat: np.ndarray, lon: np.ndarray, areas: AreaSet) -> np.ndarray:
     """Area id containing each point; ``areas.outside_id`` (-1 or ``""``) outside all areas."""
     index = assign_area_index(lat, lon, areas)
-    ids = (
-        areas.ids[np.clip(index, 0, None)] if len(areas) else np.empty(index.size, areas.ids.dtype)
-    )
-    return np.where(index >= 0, ids, np.asarray(areas.outside_id, dtype=areas.ids.dtype))
+    outside = np.asarray(areas.outside_id, dtype=areas.ids.dtype)
+    return np.where(index >= 0, areas.ids[np.clip(index, 0, None)], outside)
 
 
 def study_area(areas: AreaSet, buffer_m: float = 0.0) -> Any:
@@ -238,24 +256,45 @@ def _crs_of(doc: dict[str, Any], label: str) -> pyproj.CRS | None:
     return None if auth and ":".join(auth) in _OK_CRS else crs
 
 
-def _property(props: dict[str, Any], prop: str, i: int, label: str, flag: str) -> Any:
+def _property(props: dict[str, Any], prop: str, i: int, label: str, kind: str) -> Any:
+    flag = f"--area-{kind}-property"
     if prop not in props:
         raise SchemaError(
             f"boundary file {label} has no property '{prop}' on feature {i}; "
             f"available: {sorted(props)}. Pass {flag} with one of them."
         )
-    return props[prop]
+    v = props[prop]
+    if kind == "id" and v is None:
+        raise SchemaError(
+            f"boundary file {label} has a null '{prop}' on feature {i}; every feature needs "
+            f"an id. Fill it in or pass another {flag}."
+        )
+    numeric = isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
+    if kind == "population" and v is not None and not numeric:
+        raise SchemaError(
+            f"boundary file {label} property '{prop}' on feature {i} is {v!r}, not a number. "
+            f"Fix the value or omit {flag}."
+        )
+    return v
 
 
 def areas_from_geojson(
-    doc: Any,
+    doc: str | dict[str, Any],
     id_property: str,
     name_property: str | None = None,
     population_property: str | None = None,
     label: str = "'<memory>'",
 ) -> AreaSet:
-    """Build an :class:`AreaSet` from a parsed GeoJSON FeatureCollection (see
-    :func:`load_area_geojson` for the rules); ``label`` names the source in errors."""
+    """Build an :class:`AreaSet` from GeoJSON text or a parsed FeatureCollection (rules as
+    :func:`load_area_geojson`); ``label`` names the source in error messages."""
+    if isinstance(doc, str):
+        try:
+            doc = json.loads(doc)
+        except json.JSONDecodeError as exc:
+            raise DataFileError(
+                f"boundary file {label} is not valid JSON ({exc.msg} at line {exc.lineno}, "
+                f"column {exc.colno}). Export the boundaries as GeoJSON (RFC 7946)."
+            ) from exc
     if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection":
         kind = doc.get("type") if isinstance(doc, dict) else type(doc).__name__
         raise DataFileError(
@@ -271,33 +310,23 @@ def areas_from_geojson(
     ids, names, pops, geoms = [], [], [], []
     for i, feat in enumerate(features):
         props = (feat.get("properties") if isinstance(feat, dict) else None) or {}
-        gid = _property(props, id_property, i, label, "--area-id-property")
-        if gid is None:
-            raise SchemaError(
-                f"boundary file {label} has a null '{id_property}' on feature {i}; every "
-                "feature needs an id. Fill it in or pass another --area-id-property."
-            )
-        ids.append(gid)
-        if name_property is None:
-            names.append(str(gid))
-        else:
-            names.append(str(_property(props, name_property, i, label, "--area-name-property")))
+        ids.append(_property(props, id_property, i, label, "id"))
+        name = (
+            ids[-1] if name_property is None else _property(props, name_property, i, label, "name")
+        )
+        names.append(str(name))
         if population_property is not None:
-            v = _property(props, population_property, i, label, "--area-population-property")
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
-                raise SchemaError(
-                    f"boundary file {label} property '{population_property}' on feature {i} "
-                    f"is {v!r}, not a number. Fix the value or omit --area-population-property."
-                )
+            v = _property(props, population_property, i, label, "population")
             pops.append(np.nan if v is None else float(v))
-        gtype = ((feat.get("geometry") or {}).get("type")) if isinstance(feat, dict) else None
+        geom = feat.get("geometry") if isinstance(feat, dict) else None
+        gtype = geom.get("type") if isinstance(geom, dict) else None
         if gtype not in ("Polygon", "MultiPolygon"):
             raise DataFileError(
                 f"boundary file {label} feature {i} has geometry type {gtype!r}; area "
                 "boundaries must be Polygon or MultiPolygon. Remove or convert that feature."
             )
         try:
-            geoms.append(shape(feat["geometry"]))
+            geoms.append(shape(geom))
         except (ValueError, TypeError, IndexError, KeyError, shapely.errors.ShapelyError) as exc:
             raise DataFileError(
                 f"boundary file {label} feature {i} has unreadable coordinates ({exc}). "
@@ -319,12 +348,13 @@ def areas_from_geojson(
     if bad.any():
         logger.warning("boundary file %s: repairing %d invalid polygon(s)", label, bad.sum())
         garr[bad] = shapely.make_valid(garr[bad])
+    ints = all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in ids)
     return AreaSet(
-        ids=_coerce_ids(ids),
+        ids=np.asarray(ids, dtype=np.int64) if ints else np.asarray([str(v) for v in ids]),
         names=tuple(names),
         geometries=garr,
         populations=None if population_property is None else np.asarray(pops, dtype=np.float64),
-        source=label,
+        source=f"boundary file {label}",
     )
 
 
@@ -336,38 +366,21 @@ def load_area_geojson(
 ) -> AreaSet:
     """Load any polygon GeoJSON FeatureCollection as an :class:`AreaSet`.
 
-    Features must be Polygon/MultiPolygon with a unique, non-null ``id_property``. A legacy
-    ``crs`` member other than EPSG:4326/CRS84/EPSG:4269 is reprojected to EPSG:4326.
-    Raises :class:`DataFileError` (missing, unreadable or non-GeoJSON file), ``SchemaError``
-    (missing/null/duplicate id, non-numeric population) or ``CRSError`` (unknown CRS).
+    Features must be (Multi)Polygons with a unique, non-null ``id_property``; a legacy ``crs``
+    member other than EPSG:4326/CRS84/4269 is reprojected to EPSG:4326. Raises DataFileError
+    (missing, unreadable or invalid file), SchemaError (missing/null/duplicate id, non-numeric
+    population) or CRSError (unknown CRS).
     """
     label = f"'{path}'"
     try:
         text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise DataFileError(
-            f"boundary file {label} does not exist. Pass the path of a GeoJSON "
-            "FeatureCollection of Polygon/MultiPolygon features."
-        ) from exc
     except (OSError, UnicodeDecodeError) as exc:
+        why = "does not exist" if isinstance(exc, FileNotFoundError) else f"is unreadable ({exc})"
         raise DataFileError(
-            f"boundary file {label} cannot be read as UTF-8 text ({exc}). "
-            "Pass a GeoJSON file encoded as UTF-8."
+            f"boundary file {label} {why}. Pass the path of a UTF-8 GeoJSON FeatureCollection "
+            "of Polygon/MultiPolygon features."
         ) from exc
-    return _parse_and_build(text, label, id_property, name_property, population_property)
-
-
-def _parse_and_build(
-    text: str, label: str, id_property: str, name_property: str | None, pop_property: str | None
-) -> AreaSet:
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataFileError(
-            f"boundary file {label} is not valid JSON ({exc.msg} at line {exc.lineno}, "
-            f"column {exc.colno}). Export the boundaries as GeoJSON (RFC 7946)."
-        ) from exc
-    return areas_from_geojson(doc, id_property, name_property, pop_property, label)
+    return areas_from_geojson(text, id_property, name_property, population_property, label)
 
 
 def _resource_text(name: str) -> str:
@@ -376,95 +389,61 @@ def _resource_text(name: str) -> str:
         return ref.read_text(encoding="utf-8")
     except (FileNotFoundError, OSError) as exc:
         raise DataFileError(
-            f"packaged boundary resource 'resources/geo/{name}' is missing or unreadable "
-            f"({exc}). Reinstall crimecast or rebuild it with "
-            "scripts/build_geo_weather_resources.py."
+            f"packaged resource 'resources/geo/{name}' is missing or unreadable ({exc}). "
+            "Reinstall crimecast or rebuild it with scripts/build_geo_weather_resources.py."
         ) from exc
 
 
 def _load_resource(name: str, id_prop: str, name_prop: str | None, pop: str | None) -> AreaSet:
-    return _parse_and_build(
-        _resource_text(name), f"'resources/geo/{name}'", id_prop, name_prop, pop
-    )
+    label = f"'resources/geo/{name}'"
+    return areas_from_geojson(_resource_text(name), id_prop, name_prop, pop, label)
 
 
 def load_lapd_divisions() -> AreaSet:
-    """The 21 LAPD divisions: ids = ``AREA`` codes 1..21, canonical names, population."""
+    """The 21 LAPD divisions in ``AREA`` order: ids 1..21, names as ``LAPD_AREAS``, population
+    (2020s estimates, 3.9M in total)."""
     areas = _load_resource("lapd_divisions.geojson", "area_id", "area_name", "population")
-    if sorted(areas.ids.tolist()) != sorted(LAPD_AREAS):
+    if [LAPD_AREAS.get(i) for i in areas.ids.tolist()] != list(areas.names):
         raise DataFileError(
-            f"packaged LAPD divisions have ids {sorted(areas.ids.tolist())}, expected 1..21. "
-            "Rebuild them with scripts/build_geo_weather_resources.py."
+            "packaged 'resources/geo/lapd_divisions.geojson' does not list the 21 divisions in "
+            "AREA order with canonical names. Rebuild it with build_geo_weather_resources.py."
         )
-    return _reorder(areas, np.argsort(areas.ids))
+    return areas
 
 
 def load_tracts() -> AreaSet:
     """2020 LA County census tracts overlapping the LAPD divisions (ids = GEOID strings).
 
-    The file's ``lapd_share`` property (share of tract area inside LAPD) is not carried
-    by the AreaSet; read it with :func:`load_geojson_resource` when needed.
+    Tracts with >= 1 % of their area inside LAPD are kept; each one's share (``lapd_share``)
+    is in the file (see :func:`load_geojson_resource`), not in the AreaSet.
     """
     return _load_resource("la_tracts_lapd.geojson", "GEOID", None, "population")
 
 
 def load_portland_districts() -> AreaSet:
-    """The 60 Portland Police districts (ids like ``'510'``, names ``'District 510 (NO)'``)."""
+    """The 60 Portland Police districts (ids like ``'510'``, names like ``'District 510'``)."""
     return _load_resource("portland_police_districts.geojson", "district", "name", None)
 
 
 def load_geojson_resource(name: str) -> dict[str, Any]:
-    """Parsed packaged GeoJSON, e.g. ``'lapd_stations.geojson'`` (for serving as is)."""
+    """A packaged GeoJSON as a dict, e.g. ``'lapd_stations.geojson'`` (21 stations, ``PREC``
+    = area id) or ``'la_tracts_lapd.geojson'`` (with ``lapd_share``), for serving as is."""
     doc: dict[str, Any] = json.loads(_resource_text(name))
     return doc
 
 
-def load_lapd_stations() -> pl.DataFrame:
-    """The 21 LAPD stations: ``area_id, division, address, lat, lon``."""
-    rows = load_geojson_resource("lapd_stations.geojson")["features"]
-    return pl.DataFrame(
+def areas_to_geojson(areas: AreaSet) -> dict[str, Any]:
+    """GeoJSON FeatureCollection (EPSG:4326) with ``id, name, population`` properties."""
+    pops = [None] * len(areas) if areas.populations is None else areas.populations.tolist()
+    features = [
         {
-            "area_id": [int(f["properties"]["PREC"]) for f in rows],
-            "division": [str(f["properties"]["DIVISION"]) for f in rows],
-            "address": [str(f["properties"]["LOCATION"]) for f in rows],
-            "lat": [float(f["geometry"]["coordinates"][1]) for f in rows],
-            "lon": [float(f["geometry"]["coordinates"][0]) for f in rows],
+            "type": "Feature",
+            "id": gid,
+            "properties": {"id": gid, "name": name, "population": None if p != p else p},
+            "geometry": mapping(geom),
         }
-    ).sort("area_id")
-
-
-def _reorder(areas: AreaSet, order: np.ndarray) -> AreaSet:
-    return AreaSet(
-        ids=areas.ids[order],
-        names=tuple(areas.names[i] for i in order),
-        geometries=areas.geometries[order],
-        populations=None if areas.populations is None else areas.populations[order],
-        source=areas.source,
-    )
-
-
-def areas_to_geojson(
-    areas: AreaSet, geometry_fn: Callable[[Any], Any] | None = None
-) -> dict[str, Any]:
-    """GeoJSON FeatureCollection (EPSG:4326) with ``id, name, population`` properties.
-
-    ``geometry_fn`` optionally maps each geometry first (e.g. a simplification for serving).
-    """
-    features = []
-    for i in range(len(areas)):
-        geom = areas.geometries[i] if geometry_fn is None else geometry_fn(areas.geometries[i])
-        pop = None if areas.populations is None else areas.populations[i]
-        gid = areas.ids[i].item()
-        features.append(
-            {
-                "type": "Feature",
-                "id": gid,
-                "properties": {
-                    "id": gid,
-                    "name": areas.names[i],
-                    "population": None if pop is None or np.isnan(pop) else float(pop),
-                },
-                "geometry": mapping(geom),
-            }
+        for gid, name, p, geom in zip(
+            areas.ids.tolist(), areas.names, pops, areas.geometries, strict=True
         )
+    ]
     return {"type": "FeatureCollection", "features": features}

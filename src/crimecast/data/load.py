@@ -99,8 +99,10 @@ def _read_remote(path: str) -> bytes:
             data: bytes = handle.read()
     except FileNotFoundError as exc:
         raise DataFileError(f"data file '{path}' does not exist. Check the URI.") from exc
-    except (OSError, ValueError) as exc:
-        raise DataFileError(f"cannot read data file '{path}': {exc}.") from exc
+    except Exception as exc:  # remote backends raise their own error types
+        raise DataFileError(
+            f"cannot read data file '{path}': {exc}. Check the URI and your credentials."
+        ) from exc
     return data
 
 
@@ -288,8 +290,7 @@ def write_incidents(frame: pl.DataFrame, path: Path) -> None:
     if name.endswith(".parquet"):
         frame.write_parquet(tmp)
     elif name.endswith(".csv.gz"):
-        with gzip.open(tmp, "wb", compresslevel=3) as handle:
-            frame.write_csv(handle)
+        frame.write_csv(tmp, compression="gzip", check_extension=False)
     elif name.endswith(".csv"):
         frame.write_csv(tmp)
     else:

@@ -64,13 +64,21 @@ def fill_areas_from_boundary(parsed: pl.DataFrame, areas: AreaSet) -> pl.DataFra
         return parsed
     lat = parsed["lat"].fill_null(np.nan).to_numpy()
     lon = parsed["lon"].fill_null(np.nan).to_numpy()
-    index = assign_area_index(lat, lon, areas)
-    inside = index >= 0
-    ids = np.where(inside, areas.ids[np.clip(index, 0, None)].astype(str), None)
-    names = np.where(inside, np.asarray(areas.names, dtype=object)[np.clip(index, 0, None)], None)
-    return parsed.with_columns(
-        area_id=pl.coalesce(pl.col("area_id"), pl.Series(ids.tolist(), dtype=pl.String)),
-        area_name=pl.coalesce(pl.col("area_name"), pl.Series(names.tolist(), dtype=pl.String)),
+    lookup = pl.DataFrame(
+        {
+            "_area_index": np.arange(len(areas), dtype=np.int64),
+            "_area_id": [str(i) for i in areas.ids.tolist()],
+            "_area_name": list(areas.names),
+        }
+    )
+    return (
+        parsed.with_columns(_area_index=pl.Series(assign_area_index(lat, lon, areas)))
+        .join(lookup, on="_area_index", how="left", maintain_order="left")
+        .with_columns(
+            area_id=pl.coalesce("area_id", "_area_id"),
+            area_name=pl.coalesce("area_name", "_area_name"),
+        )
+        .drop("_area_index", "_area_id", "_area_name")
     )
 
 
