@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from crimecast.data.calibration import CalibrationReport
 from crimecast.data.clean import REASONS, CleanReport
 from crimecast.data.schema import CANONICAL_SCHEMA
 
@@ -85,9 +86,18 @@ def render_model(console: Console, model: BaseModel, title: str) -> None:
     console.print(table)
 
 
-def render_calibration(console: Console, report: BaseModel) -> None:
+def render_calibration(console: Console, report: CalibrationReport) -> None:
     """Print the generator's calibration report against the real aggregates."""
-    render_model(console, report, "Calibration against real LAPD aggregates")
+    table = Table(title="Calibration against real LAPD aggregates")
+    for column in ("metric", "value", "target", "status"):
+        table.add_column(column, justify="right" if column == "value" else "left")
+    for metric, value, target, status in report.to_rows():
+        style = "red" if status == "FAIL" else None
+        table.add_row(metric, value, target, status, style=style)
+    console.print(table)
+    verdict = "[green]passed[/]" if report.passed else "[red]FAILED: " + "; ".join(
+        report.failures) + "[/]"
+    console.print(f"calibration {verdict}")
 
 
 def render_weather(console: Console, daily: pl.DataFrame, gaps: BaseModel) -> None:

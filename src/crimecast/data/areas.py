@@ -31,11 +31,11 @@ def normalise_area_name(name: str) -> str:
     """Return a key that matches LAPD area names across sources.
 
     Sources disagree on case and spelling ("77Th Street", "WEST LA", "N Hollywood",
-    "North Hollywood", "West La"), so names are compared upper-cased with
+    "North Hollywood", "West La", "West Los Angeles"), so names are compared upper-cased with
     whitespace collapsed and "NORTH " shortened to "N ".
     """
     key = " ".join(name.upper().split())
-    return key.replace("NORTH HOLLYWOOD", "N HOLLYWOOD")
+    return key.replace("NORTH HOLLYWOOD", "N HOLLYWOOD").replace("WEST LOS ANGELES", "WEST LA")
 
 
 AREA_ID_BY_KEY: dict[str, int] = {normalise_area_name(v): k for k, v in LAPD_AREAS.items()}

@@ -15,7 +15,12 @@ import polars as pl
 
 from crimecast.data.areas import LAPD_AREAS
 from crimecast.data.crime_codes import infer_category, load_crime_codes
-from crimecast.data.parsing import blank_to_null, parse_clock, parse_datetime, parse_float
+from crimecast.data.parsing import (
+    blank_to_null,
+    parse_clock,
+    parse_datetime_series,
+    parse_float,
+)
 from crimecast.data.schema import PARSED_SCHEMA, conform
 
 LAPD_REQUIRED_COLUMNS: tuple[str, ...] = (
@@ -48,12 +53,17 @@ def _strip_zeros(expr: pl.Expr) -> pl.Expr:
     return pl.when(as_int.is_not_null()).then(as_int.cast(pl.String)).otherwise(expr)
 
 
+def _dates(raw: pl.DataFrame, name: str) -> pl.Series:
+    text = raw.select(_col(raw, name)).to_series()
+    return parse_datetime_series(text)
+
+
 def parse_lapd(raw: pl.DataFrame) -> pl.DataFrame:
     """Parse a raw LAPD table (all text columns) into the canonical + diagnostic schema."""
     occurred_raw = _col(raw, "DATE OCC")
     time_raw = _col(raw, "TIME OCC")
     minutes, time_invalid = parse_clock(time_raw, "hhmm")
-    occurred_day = parse_datetime(occurred_raw).dt.truncate("1d")
+    occurred_day = pl.lit(_dates(raw, "DATE OCC")).dt.truncate("1d")
     area_int = _col(raw, "AREA").cast(pl.Int64, strict=False)
     area_names = pl.DataFrame(
         {"_area_int": list(LAPD_AREAS), "_area_canonical": list(LAPD_AREAS.values())},
@@ -76,7 +86,7 @@ def parse_lapd(raw: pl.DataFrame) -> pl.DataFrame:
         .select(
             incident_id=_col(raw, "DR_NO"),
             occurred_at=occurred_day + pl.duration(minutes=minutes),
-            reported_at=parse_datetime(_col(raw, "Date Rptd")).dt.truncate("1d"),
+            reported_at=pl.lit(_dates(raw, "Date Rptd")).dt.truncate("1d"),
             lat=parse_float(_col(raw, "LAT")),
             lon=parse_float(_col(raw, "LON")),
             area_id=pl.col("_area_int").cast(pl.String),
