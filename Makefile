@@ -27,6 +27,7 @@ lint: install
 bench: install
 	$(BIN)/python benchmarks/bench_generate.py
 	$(BIN)/python benchmarks/bench_clean.py
+	$(BIN)/python benchmarks/bench_features.py
 
 clean-outputs:
 	rm -rf demo_out runs bench_out

@@ -230,6 +230,50 @@ def demo(
     console.print(f"demo finished in {time.perf_counter() - began:.1f} s; outputs in {out}/")
 
 
+@app.command(context_settings={"allow_extra_args": True})
+@handle_errors
+def features(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")],
+    data: DataOpt = None,
+    schema: SchemaOpt = None,
+    spatial_unit: Annotated[
+        str | None, typer.Option(help="area, district or grid (h3 if installed).")
+    ] = None,
+    cell_size: Annotated[float | None, typer.Option(help="Grid cell size in metres.")] = None,
+    time_bin: Annotated[str | None, typer.Option(help="1h, 8h, 12h, 1d or 7d.")] = None,
+    label: Annotated[str | None, typer.Option(help="zscore, topk or count.")] = None,
+    horizon: Annotated[int | None, typer.Option(help="Bins ahead the forecast is issued.")] = None,
+    weather_mode: Annotated[
+        str | None, typer.Option("--weather", help="same_bin, lagged or none.")
+    ] = None,
+    delay_aware: Annotated[
+        bool | None,
+        typer.Option("--delay-aware/--no-delay-aware", help="Use report dates for as-of."),
+    ] = None,
+    max_date: Annotated[str | None, typer.Option(help="Latest occurrence kept.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Clean incidents and build the leak-free feature panel with labels."""
+    from crimecast.cli_views import render_features
+    from crimecast.features.job import run_features, write_features
+
+    settings = _settings(config).with_overrides(
+        "features", spatial_unit=spatial_unit, cell_size=cell_size, time_bin=time_bin,
+        label=label, horizon=horizon, weather=weather_mode, delay_aware=delay_aware,
+    ).with_overrides(
+        "cleaning", max_date=_parse_date(max_date, "--max-date") if max_date else None
+    )
+    paths = _data_paths(data, list(ctx.args), settings)
+    began = time.perf_counter()
+    with console.status("cleaning and building features..."):
+        result = run_features(paths, schema or settings.data.schema_name, settings.cleaning,
+                              settings.features, encoding=settings.data.encoding)
+        written = write_features(result.features, out)
+    render_features(console, result.features.meta, time.perf_counter() - began)
+    console.print(f"wrote {written['features']} and {written['meta']}")
+
+
 @app.command()
 @handle_errors
 def weather(

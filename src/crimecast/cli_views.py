@@ -132,3 +132,31 @@ def render_schema(console: Console) -> None:
     for code, meaning in REASONS.items():
         rules.add_row(code, meaning)
     console.print(rules)
+
+
+def render_features(console: Console, meta: dict[str, Any], seconds: float) -> None:
+    """Print the panel's size, label balance and timing."""
+    panel, label, events = meta["panel"], meta["label"], meta["events"]
+    table = Table(title="Feature panel")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    rate = label["positive_rate"]
+    rows = [
+        ("spatial unit", f"{panel['spatial_unit']}"
+         + (f" ({panel['cell_size_m']:.0f} m)" if panel["cell_size_m"] else "")),
+        ("time bin", panel["time_bin"]),
+        ("units x bins", f"{panel['units']:,} x {panel['bins']:,}"),
+        ("rows", f"{panel['rows']:,}"),
+        ("first / last bin", f"{panel['first_bin_start']} / {panel['last_bin_start']}"),
+        ("features", str(len(meta["features"]))),
+        ("label", label["rule"]),
+        ("rows labelled", f"{label['rows_labelled']:,}"),
+        ("positive rate", "n/a" if rate is None else f"{rate:.2%}"),
+        ("events used / outside study area",
+         f"{events['in_study_area']:,} / {events['outside_study_area']:,}"),
+        ("panel build time", f"{meta['build_seconds']:.2f} s"),
+        ("total time (incl. load + clean)", f"{seconds:.2f} s"),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(table)

@@ -99,7 +99,7 @@ class DataConfig(FrozenModel):
 
 
 class FeatureConfig(FrozenModel):
-    """The panel, as-of semantics and labels (used from issue #3 on)."""
+    """The panel, as-of semantics and labels (``feature_config.yaml``)."""
 
     spatial_unit: Literal["area", "district", "grid", "h3"] = "area"
     cell_size: float = Field(default=250.0, gt=0)
@@ -109,9 +109,15 @@ class FeatureConfig(FrozenModel):
     horizon: int = Field(default=1, ge=1)
     weather: Literal["same_bin", "lagged", "none"] = "same_bin"
     label: Literal["zscore", "topk", "count"] = "zscore"
-    z_threshold: float = 1.5
-    z_window: int = Field(default=168, ge=2)
+    z_threshold: float = 1.4
+    z_window: int | None = Field(default=None, ge=2)
+    z_sd_floor: float = Field(default=0.5, gt=0)
     topk_pct: float = Field(default=10.0, gt=0, le=100)
+    settle_days: int = Field(default=14, ge=0)
+    near_repeat_radius_m: float = Field(default=400.0, gt=0)
+    near_repeat_hours: int = Field(default=48, ge=1)
+    kde_bandwidth_m: float | None = Field(default=None, gt=0)
+    max_panel_rows: int = Field(default=60_000_000, ge=1)
 
 
 class ModelSpec(FrozenModel):

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from shapely.geometry.base import BaseGeometry
 
 from crimecast.config import CleaningConfig
-from crimecast.data.geo import points_in_study_area
+from crimecast.data.geo import AreaSet, points_in_study_area
 from crimecast.data.load import SOURCE_ROW, RawTable
 from crimecast.data.schema import CANONICAL_COLUMNS, QUARANTINE_SCHEMA, conform
 from crimecast.errors import ReconciliationError
@@ -67,11 +67,15 @@ class CleanReport(BaseModel):
 
 @dataclass(frozen=True)
 class CleanResult:
-    """The clean table (canonical schema), the quarantine and the report."""
+    """The clean table (canonical schema), the quarantine and the report.
+
+    ``areas`` holds the boundary polygons that defined the study area, when known.
+    """
 
     clean: pl.DataFrame
     quarantine: pl.DataFrame
     report: CleanReport
+    areas: AreaSet | None = None
 
 
 def _enforcement_expr(config: CleaningConfig) -> pl.Expr:

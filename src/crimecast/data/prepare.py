@@ -100,7 +100,8 @@ def prepare_incidents(
             boundary = study_area(areas, buffer_m=config.study_area_buffer_m)
     result = clean_incidents(parsed, config, study_area=boundary, today=today)
     quarantine = attach_raw_values(result.quarantine, loaded.raw)
-    return CleanResult(clean=result.clean, quarantine=quarantine, report=result.report)
+    return CleanResult(clean=result.clean, quarantine=quarantine, report=result.report,
+                       areas=areas)
 
 
 def write_clean_outputs(result: CleanResult, out_dir: Path) -> dict[str, Path]:

@@ -1,0 +1,80 @@
+"""Daily hotspot history from *settled* data, for the daily and last-year lag features.
+
+An event joins the settled daily series when it was known within ``settle_days``
+after its day ended, so the series for day ``d`` may be used from day
+``d + 1 + settle_days`` on. The threshold that judges "yesterday" at a row on
+day ``D`` comes from days up to ``D - 1 - settle_days``; last year's label for
+day ``D - 364`` (the same weekday) is long settled.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from crimecast.features.asof import PanelGrid, event_table, occurrence_counts, trailing_stats
+from crimecast.features.timebins import TimeBinning
+
+LAST_YEAR_DAYS = 364  # 52 weeks: the same weekday one year earlier
+
+
+@dataclass(frozen=True)
+class DailyHistory:
+    """Settled daily thresholds and labels on a day grid starting at ``first_day``."""
+
+    first_day: dt.date
+    threshold: np.ndarray  # (units, days): mean + z*sd of the previous window of days
+    hotspot: np.ndarray  # (units, days): 1/0 daily z-score label, NaN without history
+    settle_days: int
+
+    def _columns(self, days: np.ndarray, back: int) -> tuple[np.ndarray, np.ndarray]:
+        offset = days.astype("datetime64[D]") - np.datetime64(self.first_day, "D")
+        index = offset.astype(np.int64) - back
+        valid = (index >= 0) & (index < self.threshold.shape[1])
+        return np.where(valid, index, 0), valid
+
+    def yesterday_threshold(self, issue_days: np.ndarray) -> np.ndarray:
+        """Threshold for judging the day before each issue day (datetime64[D]), settled."""
+        index, valid = self._columns(issue_days, self.settle_days)
+        out = self.threshold[:, index]
+        out[:, ~valid] = np.nan
+        return out
+
+    def last_year_hotspot(self, issue_days: np.ndarray) -> np.ndarray:
+        """Daily hotspot label of the same weekday 52 weeks before each issue day."""
+        index, valid = self._columns(issue_days, LAST_YEAR_DAYS)
+        out = self.hotspot[:, index]
+        out[:, ~valid] = np.nan
+        return out
+
+
+def daily_history(
+    clean: pl.DataFrame,
+    unit_index: np.ndarray,
+    *,
+    delay_aware: bool,
+    first_day: dt.date,
+    last_day: dt.date,
+    settle_days: int,
+    window_days: int,
+    z_threshold: float,
+    sd_floor: float,
+    n_units: int,
+) -> DailyHistory:
+    """Compute the settled daily series and its thresholds/labels for ``n_units`` units."""
+    days = TimeBinning("1d")
+    start = first_day - dt.timedelta(days=LAST_YEAR_DAYS + window_days + settle_days + 2)
+    first = days.index_of(dt.datetime.combine(start, dt.time()))
+    last = days.index_of(dt.datetime.combine(last_day, dt.time()))
+    grid = PanelGrid(n_units=n_units, first_bin=first, n_bins=last - first + 1)
+    events = event_table(clean, unit_index, days, delay_aware)
+    settled = occurrence_counts(events, grid, max_delay=1 + settle_days)
+    mean, sd = trailing_stats(settled, window_days, lag=1)
+    floored = np.maximum(sd, sd_floor)
+    hot = (((settled - mean) / floored >= z_threshold) & (settled >= 1)).astype(np.float32)
+    hot[np.isnan(mean)] = np.nan
+    return DailyHistory(first_day=start, threshold=mean + z_threshold * floored,
+                        hotspot=hot, settle_days=settle_days)
