@@ -106,6 +106,11 @@ def _parse_date(value: str, option: str) -> dt.date:
         ) from None
 
 
+def _synthetic_provenance(first: dt.date, last: dt.date, seed: int) -> dict[str, Any]:
+    return {"synthetic": True, "generator": "crimecast generate", "version": __version__,
+            "start": str(first), "end": str(last), "seed": seed}
+
+
 def _data_paths(data: list[str] | None, extra: list[str], settings: Settings) -> list[str]:
     paths = [*(data or []), *extra] or list(settings.data.paths)
     if not paths:
@@ -131,7 +136,7 @@ def generate(
     """Generate synthetic LAPD-schema incidents calibrated to real LA aggregates."""
     from crimecast.data.calibration import build_calibration_report
     from crimecast.data.generate import generate_incidents
-    from crimecast.data.load import write_incidents, write_json
+    from crimecast.data.load import write_incidents, write_json, write_provenance
 
     settings = _settings(config)
     first, last = _parse_date(start, "--start"), _parse_date(end, "--end")
@@ -140,6 +145,7 @@ def generate(
         frame = generate_incidents(first, last, seed, settings.generator)
     elapsed = time.perf_counter() - began
     write_incidents(frame, out)
+    write_provenance(out, _synthetic_provenance(first, last, seed))
     render_synthetic_banner(console)
     console.print(
         f"wrote [bold]{frame.height:,}[/] synthetic records ({first} to {last}, seed {seed}) "
@@ -208,26 +214,26 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
     config: ConfigOpt = None,
 ) -> None:
-    """Run the main job on the embedded data: generate, clean and summarise."""
+    """Run the whole pipeline on the embedded (synthetic) data and show where it all is."""
+    from crimecast.cli_pipeline import run_with_progress
     from crimecast.data.generate import generate_incidents
-    from crimecast.data.load import write_incidents
-    from crimecast.data.prepare import prepare_incidents, write_clean_outputs
+    from crimecast.data.load import write_incidents, write_provenance
 
     settings = _settings(config)
     first, last = _parse_date(start, "--start"), _parse_date(end, "--end")
     render_synthetic_banner(console)
-    began = time.perf_counter()
-    with console.status("generating synthetic LA incidents..."):
-        frame = generate_incidents(first, last, seed, settings.generator)
-        raw_path = out / f"synthetic_lapd_{first:%Y%m%d}_{last:%Y%m%d}_seed{seed}.csv"
-        write_incidents(frame, raw_path)
-    console.print(f"1/2 generated {frame.height:,} SYNTHETIC records -> {raw_path}")
-    with console.status("cleaning..."):
-        result = prepare_incidents([str(raw_path)], "lapd", settings.cleaning, today=last)
-        written = write_clean_outputs(result, out / "clean")
-    console.print(f"2/2 cleaned -> {written['clean'].parent}")
-    render_clean_report(console, result.report, title="Clean report (SYNTHETIC data)")
-    console.print(f"demo finished in {time.perf_counter() - began:.1f} s; outputs in {out}/")
+    raw_path = out / f"synthetic_lapd_{first:%Y%m%d}_{last:%Y%m%d}_seed{seed}.csv"
+    if not raw_path.is_file():
+        with console.status("generating synthetic LA incidents..."):
+            frame = generate_incidents(first, last, seed, settings.generator)
+            write_incidents(frame, raw_path)
+            write_provenance(raw_path, _synthetic_provenance(first, last, seed))
+        console.print(f"generated {frame.height:,} SYNTHETIC records -> {raw_path}")
+    settings = settings.with_overrides("pipeline", runs_dir=str(out / "runs"))
+    run_with_progress(settings, [str(raw_path)], "lapd", tune=0)
+    state = (out / "runs" / ".mlflow").absolute()
+    console.print("MLflow UI: [bold]mlflow ui --backend-store-uri "
+                  f"sqlite:///{state}/mlflow.db --default-artifact-root {state}/mlartifacts[/]")
 
 
 @app.command(context_settings={"allow_extra_args": True})
@@ -274,6 +280,81 @@ def features(
     console.print(f"wrote {written['features']} and {written['meta']}")
 
 
+@app.command(context_settings={"allow_extra_args": True})
+@handle_errors
+def run(
+    ctx: typer.Context,
+    data: DataOpt = None,
+    schema: SchemaOpt = None,
+    model_type: Annotated[str | None, typer.Option(help="lightgbm, xgboost, catboost, "
+                                                   "random_forest, extra_trees, "
+                                                   "balanced_random_forest or logistic.")] = None,
+    use_smote: Annotated[bool | None, typer.Option("--use-smote/--no-smote")] = None,
+    class_weight: Annotated[bool | None, typer.Option("--class-weight/--no-class-weight")] = None,
+    train_test_split_ratio: Annotated[float | None, typer.Option()] = None,
+    f1_threshold: Annotated[float | None, typer.Option()] = None,
+    spatial_unit: Annotated[str | None, typer.Option()] = None,
+    cell_size: Annotated[float | None, typer.Option()] = None,
+    time_bin: Annotated[str | None, typer.Option()] = None,
+    label: Annotated[str | None, typer.Option()] = None,
+    tune: Annotated[int, typer.Option(help="Optuna trials (0 = no tuning).")] = 0,
+    runs_dir: Annotated[Path | None, typer.Option(help="Where runs are written.")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Run the pipeline: process, train, evaluate, gate, card, register."""
+    from crimecast.cli_pipeline import apply_run_flags, run_with_progress
+
+    settings = apply_run_flags(
+        _settings(config), model_type=model_type, use_smote=use_smote,
+        split_ratio=train_test_split_ratio, f1_threshold=f1_threshold,
+        spatial_unit=spatial_unit, cell_size=cell_size, time_bin=time_bin, label=label,
+        runs_dir=runs_dir, tracking_uri=tracking_uri, class_weight=class_weight)
+    paths = _data_paths(data, list(ctx.args), settings)
+    run_with_progress(settings, paths, schema or settings.data.schema_name, tune)
+
+
+@app.command(context_settings={"allow_extra_args": True})
+@handle_errors
+def backtest(
+    ctx: typer.Context,
+    origins: Annotated[str, typer.Option(help="START:END of the forecast origins (ISO).")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")],
+    data: DataOpt = None,
+    schema: SchemaOpt = None,
+    retrain_every: Annotated[int, typer.Option(help="Bins between retrainings.")] = 1,
+    model_type: Annotated[str | None, typer.Option()] = None,
+    use_smote: Annotated[bool | None, typer.Option("--use-smote/--no-smote")] = None,
+    spatial_unit: Annotated[str | None, typer.Option()] = None,
+    cell_size: Annotated[float | None, typer.Option()] = None,
+    time_bin: Annotated[str | None, typer.Option()] = None,
+    label: Annotated[str | None, typer.Option()] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Rolling-origin backtest of the model against the baselines."""
+    from crimecast.cli_pipeline import apply_run_flags, render_backtest
+    from crimecast.data.load import write_json, write_parquet
+    from crimecast.evaluation.backtest import parse_origins, run_backtest
+    from crimecast.features.job import run_features, unit_table
+
+    settings = apply_run_flags(
+        _settings(config), model_type=model_type, use_smote=use_smote, split_ratio=None,
+        f1_threshold=None, spatial_unit=spatial_unit, cell_size=cell_size, time_bin=time_bin,
+        label=label, runs_dir=None, tracking_uri=None, class_weight=None)
+    window = parse_origins(origins)
+    paths = _data_paths(data, list(ctx.args), settings)
+    began = time.perf_counter()
+    with console.status("cleaning, building features and backtesting..."):
+        job = run_features(paths, schema or settings.data.schema_name, settings.cleaning,
+                           settings.features, encoding=settings.data.encoding)
+        result = run_backtest(job.features.frame, unit_table(job.units), window, retrain_every,
+                              settings.pipeline, settings.features, settings.models)
+        write_parquet(result.predictions, out / "predictions.parquet")
+        write_json(result.report, out / "backtest.json")
+    render_backtest(result.report, time.perf_counter() - began)
+    console.print(f"wrote {out / 'predictions.parquet'} and {out / 'backtest.json'}")
+
+
 @app.command()
 @handle_errors
 def weather(
@@ -295,6 +376,17 @@ def schema() -> None:
 
     render_schema(console)
 
+
+def _register_subcommands() -> None:
+    from crimecast.cli_pipeline import list_models, models_app, promote_model
+
+    models_app.registered_commands.clear()
+    models_app.command("list")(handle_errors(list_models))
+    models_app.command("promote")(handle_errors(promote_model))
+    app.add_typer(models_app, name="models")
+
+
+_register_subcommands()
 
 if __name__ == "__main__":  # pragma: no cover
     app()

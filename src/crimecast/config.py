@@ -140,7 +140,8 @@ class PipelineConfig(FrozenModel):
     model_type: str = "lightgbm"
     train_test_split_ratio: float = Field(default=0.8, gt=0, lt=1)
     use_smote: bool = False
-    f1_threshold: float = Field(default=0.7, ge=0, le=1)
+    class_weight: bool = False
+    f1_threshold: float = Field(default=0.18, ge=0, le=1)
     runs_dir: str = "runs"
     tracking_uri: str | None = None
 

@@ -47,3 +47,19 @@ class GenerationError(CrimecastError):
 
 class DependencyError(CrimecastError):
     """An optional dependency needed for the requested feature is not installed."""
+
+
+class ModelError(CrimecastError):
+    """A model cannot be built, trained, saved or loaded as asked."""
+
+
+class ModelIntegrityError(ModelError):
+    """A saved model's files do not match their recorded hashes."""
+
+
+class RegistryError(CrimecastError):
+    """The model registry refused an operation (unknown version, missing alias, ...)."""
+
+
+class PipelineError(CrimecastError):
+    """A pipeline step failed or its inputs are missing."""

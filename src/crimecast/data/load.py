@@ -298,3 +298,10 @@ def write_incidents(frame: pl.DataFrame, path: Path) -> None:
             f"output file '{path}' must end in .csv, .csv.gz or .parquet. Pass --out data.csv."
         )
     tmp.replace(path)
+
+
+def write_provenance(data_path: Path, payload: dict[str, Any]) -> Path:
+    """Write ``<data file>.provenance.json`` beside a data file (e.g. marking it synthetic)."""
+    path = data_path.with_name(data_path.name + ".provenance.json")
+    write_json(payload, path)
+    return path

@@ -104,10 +104,21 @@ def _asof_matrices(
     ):
         out[name] = _per_1000(window_counts(events, grid, hours(dt.timedelta(days=days))) / per,
                               pop)
+    # Inputs of the naive baselines (prior counts, historical average, KDE), as of issue time.
+    month4 = window_counts(events, grid, hours(dt.timedelta(days=28)))
+    out["count_last_28d"] = month4
+    week_bins = hours(dt.timedelta(days=7))
+    if binning.hours < 168:
+        same_slot = sum(lag_counts(events, grid, k * week_bins) for k in range(1, 5))
+    else:
+        same_slot = window_counts(events, grid, 4)
+    out["hist_avg_same_slot"] = np.asarray(same_slot) / 4
+    bandwidth = _bandwidth(units, config)
+    out["kde_intensity_28d"] = np.asarray(units.kernel_weights(bandwidth) @ month4)
     day = window_counts(events, grid, hours(dt.timedelta(days=1)))
     out["neighbour_count_last_day"] = np.asarray(units.adjacency @ day)
     week = window_counts(events, grid, hours(dt.timedelta(days=7)))
-    out["kde_intensity_7d"] = np.asarray(units.kernel_weights(_bandwidth(units, config)) @ week)
+    out["kde_intensity_7d"] = np.asarray(units.kernel_weights(bandwidth) @ week)
     lat, lon = events["lat"].to_numpy(), events["lon"].to_numpy()
     event_idx, unit_idx = units.within(lat, lon, config.near_repeat_radius_m)
     near = events[event_idx].with_columns(_u=pl.Series(unit_idx, dtype=pl.Int64))

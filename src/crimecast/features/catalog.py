@@ -81,6 +81,13 @@ CATALOG: tuple[FeatureSpec, ...] = (
     FeatureSpec("property_count_30d", "crime_mix", "property events over the trailing 30 days"),
     FeatureSpec("violent_share_30d", "crime_mix", "violent share of the trailing 30 days"),
     FeatureSpec("property_share_30d", "crime_mix", "property share of the trailing 30 days"),
+    FeatureSpec("count_last_28d", "baseline",
+                "events over the trailing 28 days (the prior-counts baseline's score)"),
+    FeatureSpec("hist_avg_same_slot", "baseline",
+                "mean events in the same hour-of-week (or weekday) slot over the last 4 weeks "
+                "(the historical-average baseline's score)"),
+    FeatureSpec("kde_intensity_28d", "baseline",
+                "Gaussian-kernel smoothed trailing 28-day counts (the KDE baseline's score)"),
     FeatureSpec("temp_c", "weather", "daily mean temperature (°C)", "temperature"),
     FeatureSpec("tmax_c", "weather", "daily maximum temperature (°C)"),
     FeatureSpec("wind_ms", "weather", "daily mean wind speed (m/s)", "wind_speed"),
@@ -94,3 +101,35 @@ TARGETS: dict[str, str] = {
     "target_hotspot": "the hotspot label chosen by --label (zscore or topk)",
 }
 KEYS: tuple[str, ...] = ("unit_id", "bin_start", "region")
+
+
+def lookback_days(
+    name: str, *, bin_hours: int, z_window_bins: int, settle_days: int, daily_window: int = 28,
+    horizon: int = 1, weather: str = "same_bin", near_repeat_hours: int = 48,
+) -> float:
+    """How far back (days) a feature reaches from the start of the bin it describes.
+
+    The evaluation split needs a gap at least this long between training and test
+    rows, so no test feature window reaches back into training labels.
+    """
+    bin_days = bin_hours / 24
+    fixed = {
+        "count_last_bin": bin_days, "rate_last_bin": bin_days,
+        "count_last_3_mean": 3 * bin_days, "rate_last_3_mean": 3 * bin_days,
+        "count_last_6_sum": 6 * bin_days, "rate_last_6_sum": 6 * bin_days,
+        "rate_same_bin_yesterday": 1 + bin_days, "count_same_bin_last_week": 7 + bin_days,
+        "crime_rate_hourly": 7, "crime_rate_daily": 28, "crime_rate_monthly": 90,
+        "crime_rate_yearly": 365, "neighbour_count_last_day": 1, "kde_intensity_7d": 7,
+        "near_repeat_48h_400m": near_repeat_hours / 24,
+        "violent_count_30d": 30, "property_count_30d": 30, "violent_share_30d": 30,
+        "property_share_30d": 30, "count_last_28d": 28, "hist_avg_same_slot": 28 + bin_days,
+        "kde_intensity_28d": 28,
+        "was_hotspot_last_bin": settle_days + (z_window_bins + 1) * bin_days,
+        "was_daily_hotspot_yesterday": 2 + settle_days + daily_window,
+        "was_hotspot_last_year_same_day": 364 + daily_window + 1,
+    }
+    if name in fixed:
+        return fixed[name] + (horizon - 1) * bin_days
+    if SPECS[name].group == "weather" and weather == "lagged":
+        return 1 + (horizon - 1) * bin_days
+    return 0.0

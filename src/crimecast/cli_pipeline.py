@@ -1,0 +1,149 @@
+"""CLI commands for the pipeline: ``run``, ``backtest`` and ``models list|promote``.
+
+Registered on the main app by :mod:`crimecast.cli`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from crimecast.config import Settings
+
+console = Console()
+models_app = typer.Typer(help="The model registry: list versions, promote one to champion.",
+                         no_args_is_help=True)
+
+
+def apply_run_flags(
+    settings: Settings, *, model_type: str | None, use_smote: bool | None,
+    split_ratio: float | None, f1_threshold: float | None, spatial_unit: str | None,
+    cell_size: float | None, time_bin: str | None, label: str | None,
+    runs_dir: Path | None, tracking_uri: str | None, class_weight: bool | None,
+) -> Settings:
+    """CLI flags override the YAML configuration."""
+    return settings.with_overrides(
+        "pipeline", model_type=model_type, use_smote=use_smote,
+        train_test_split_ratio=split_ratio, f1_threshold=f1_threshold,
+        runs_dir=str(runs_dir) if runs_dir else None, tracking_uri=tracking_uri,
+        class_weight=class_weight,
+    ).with_overrides(
+        "features", spatial_unit=spatial_unit, cell_size=cell_size, time_bin=time_bin,
+        label=label,
+    )
+
+
+def run_with_progress(settings: Settings, paths: list[str], schema: str, tune: int) -> None:
+    """Run the pipeline with a progress bar and print the summary table."""
+    from crimecast.pipeline.run import STEP_NAMES, run_pipeline
+
+    began = time.perf_counter()
+    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total} steps"), TimeElapsedColumn(),
+                  console=console, transient=False) as progress:
+        task = progress.add_task("pipeline", total=len(STEP_NAMES))
+
+        def on_step(step: str, status: str) -> None:
+            if status == "running":
+                progress.update(task, description=f"{step}: running")
+            else:
+                progress.update(task, advance=1, description=f"{step}: {status}")
+
+        summary = run_pipeline(settings, paths, schema=schema, tune=tune, on_step=on_step)
+    console.print(f"run directory: {summary.run_dir}")
+    render_run_summary(summary, time.perf_counter() - began)
+
+
+def render_run_summary(summary: object, seconds: float) -> None:
+    """Metrics against the baselines, the gate, the registered version and the paths."""
+    from crimecast.pipeline.run import RunSummary
+
+    assert isinstance(summary, RunSummary)
+    evaluation = summary.evaluation
+    table = Table(title="Test-period metrics: model vs naive baselines")
+    names = ["model", *evaluation["baselines"]]
+    table.add_column("metric")
+    for name in names:
+        table.add_column(name, justify="right")
+    rows = [("binary_classification_metrics", m) for m in ("f1", "precision", "recall",
+                                                          "pr_auc", "roc_auc", "brier")]
+    rows += [("hotspot_metrics", m) for m in ("hit_rate@1%", "pai@1%", "pai@5%", "pei_star@5%",
+                                              "pai@10%")]
+    for family, metric in rows:
+        values = [evaluation[family].get(metric, {}).get("value")]
+        values += [b[family].get(metric, {}).get("value")
+                   for b in evaluation["baselines"].values()]
+        table.add_row(metric, *("n/a" if v is None else f"{v:.4f}" for v in values))
+    console.print(table)
+    gate = summary.gate
+    verdict = "[green]PASSED[/]" if gate["passed"] else "[yellow]NOT PASSED[/]"
+    console.print(f"gate: {verdict} — " + "; ".join(gate["reasons"]))
+    reg = summary.registration
+    if reg.get("registered"):
+        console.print(f"registered: {reg['model_name']} version {reg['version']} "
+                      "(approval_status=PendingManualApproval)")
+    else:
+        console.print("registered: no (the gate did not pass; the run ended cleanly)")
+    steps = ", ".join(f"{k} {v['status']}" for k, v in summary.steps.items())
+    console.print(f"steps: {steps}")
+    console.print(f"model card: {summary.card_html}")
+    console.print(f"manifest: {summary.manifest}")
+    console.print(f"MLflow run: {reg.get('mlflow_run_id')} at {reg.get('tracking_uri')}")
+    console.print(f"finished in {seconds:.1f} s")
+
+
+@models_app.command("list")
+def list_models(
+    runs_dir: Annotated[Path, typer.Option(help="Runs folder holding .mlflow.")] = Path("runs"),
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
+) -> None:
+    """List the registered versions of crimecast-hotspots with their tags."""
+    from crimecast.registry.store import ModelRegistry
+
+    registry = ModelRegistry(tracking_uri=tracking_uri, state_dir=runs_dir / ".mlflow")
+    table = Table(title=f"{registry.model_name} @ {registry.tracking_uri}")
+    for column in ("version", "aliases", "approval", "created", "run", "data hash", "f1"):
+        table.add_column(column)
+    for info in registry.list_versions():
+        table.add_row(str(info.version), ",".join(info.aliases), str(info.approval_status),
+                      str(info.created_at)[:19], (info.run_id or "")[:12],
+                      info.tags.get("data_hash", "")[:12], info.tags.get("f1", ""))
+    console.print(table)
+
+
+@models_app.command("promote")
+def promote_model(
+    version: Annotated[int, typer.Argument(help="Version to promote.")],
+    runs_dir: Annotated[Path, typer.Option(help="Runs folder holding .mlflow.")] = Path("runs"),
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
+    alias: Annotated[str, typer.Option(help="Alias to move.")] = "champion",
+) -> None:
+    """Move the champion alias to VERSION and mark it Approved."""
+    from crimecast.registry.store import ModelRegistry
+
+    registry = ModelRegistry(tracking_uri=tracking_uri, state_dir=runs_dir / ".mlflow")
+    info = registry.promote(version, alias=alias)
+    console.print(f"{registry.model_name} version {info.version} is now '{alias}' "
+                  f"(approval_status={info.approval_status})")
+
+
+def render_backtest(report: dict[str, Any], seconds: float) -> None:
+    """Hotspot metrics per model, baselines included."""
+    table = Table(title=f"Backtest: {len(report['origins'])} origins, "
+                        f"{report['forecast_bins']} forecast bins, {report['units']} units")
+    table.add_column("model")
+    metrics = ("hit_rate@1%", "pai@1%", "pei_star@1%", "pai@5%", "pai@10%")
+    for metric in (*metrics, "pr_auc"):
+        table.add_column(metric, justify="right")
+    for name, block in report["models"].items():
+        values = [block["hotspot_metrics"].get(m, {}).get("value") for m in metrics]
+        values.append(block["binary_classification_metrics"].get("pr_auc"))
+        table.add_row(name, *("n/a" if v is None else f"{v:.4f}" for v in values))
+    console.print(table)
+    console.print(f"finished in {seconds:.1f} s")

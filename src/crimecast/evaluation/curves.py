@@ -1,0 +1,69 @@
+"""Downsampled, JSON-safe curves for the model card: precision–recall and calibration."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from sklearn.metrics import precision_recall_curve
+
+from crimecast.errors import DataError
+from crimecast.evaluation.metrics import validate_binary_inputs
+
+logger = logging.getLogger(__name__)
+
+_DIGITS = 6
+
+
+def _rounded(values: np.ndarray) -> list[float]:
+    return [round(float(v), _DIGITS) for v in values]
+
+
+def pr_curve(y: np.ndarray, prob: np.ndarray, max_points: int = 200) -> dict[str, list[float]]:
+    """Precision–recall curve in order of increasing recall, at most ``max_points`` points.
+
+    The points are scikit-learn's :func:`~sklearn.metrics.precision_recall_curve`
+    taken at evenly spaced recall levels (the first point at or above each
+    level, i.e. the highest precision there), so the shape survives on curves
+    with millions of thresholds. It starts at recall 0 with precision 1. Both
+    lists are empty when ``y`` lacks either class, where the curve is undefined.
+    """
+    if max_points < 2:
+        raise DataError(f"max_points must be >= 2; got {max_points}. Pass e.g. 200.")
+    labels, probabilities = validate_binary_inputs(y, prob)
+    positives = int(labels.sum())
+    if positives == 0 or positives == labels.size:
+        return {"precision": [], "recall": []}
+    precision, recall, _ = precision_recall_curve(labels, probabilities)
+    precision, recall = precision[::-1], recall[::-1]
+    if recall.size > max_points:
+        targets = np.linspace(0.0, 1.0, max_points)
+        keep = np.unique(np.searchsorted(recall, targets, side="left").clip(0, recall.size - 1))
+        precision, recall = precision[keep], recall[keep]
+    return {"precision": _rounded(precision), "recall": _rounded(recall)}
+
+
+def calibration_curve(
+    y: np.ndarray, prob: np.ndarray, n_bins: int = 10
+) -> dict[str, list[float] | list[int]]:
+    """Reliability diagram on ``n_bins`` equal-width probability bins over ``[0, 1]``.
+
+    For each non-empty bin (in increasing order): the mean predicted probability,
+    the observed fraction of positives and the number of rows. Bins are those of
+    :func:`sklearn.calibration.calibration_curve` with ``strategy="uniform"``
+    (a probability of exactly 1 falls in the last bin).
+    """
+    if n_bins < 1:
+        raise DataError(f"n_bins must be >= 1; got {n_bins}. Pass e.g. 10.")
+    labels, probabilities = validate_binary_inputs(y, prob)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    which = np.searchsorted(edges[1:-1], probabilities, side="right")
+    count = np.bincount(which, minlength=n_bins)
+    predicted = np.bincount(which, weights=probabilities, minlength=n_bins)
+    positive = np.bincount(which, weights=labels, minlength=n_bins)
+    filled = count > 0
+    return {
+        "mean_predicted": _rounded(predicted[filled] / count[filled]),
+        "fraction_positive": _rounded(positive[filled] / count[filled]),
+        "count": [int(c) for c in count[filled]],
+    }

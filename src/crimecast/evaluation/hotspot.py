@@ -1,0 +1,302 @@
+"""Field measures of a hotspot forecast: hit rate, PAI and PEI* at a share of the area.
+
+Every measure is computed **per time bin and then averaged over bins**. In each
+bin the units are ranked by ``score`` (descending; ties by ``unit_id``
+ascending, so results never depend on row order; a missing or NaN score ranks last)
+and selected in rank order while the area selected *before* a unit is still
+below the budget ``share × total study area``. The selection therefore always
+holds at least one unit and reaches or overshoots the budget by less than one
+unit: 1% of a city of 21 divisions is one whole division, so the *actual*
+selected share ``a`` is what the measures divide by, and ``area_share@1%``
+reports its mean.
+
+* **hit rate** ``h = n / N``: events in the selected units ``n`` over all events
+  in the bin ``N``.
+* **PAI**, the Predictive Accuracy Index (Chainey, Tompson & Uhlig 2008, "The
+  utility of hotspot mapping for predicting spatial patterns of crime",
+  *Security Journal* 21): ``PAI = h / a``, the hit rate per unit of area share;
+  1 is no better than picking places at random.
+* **PEI***, the Predictive Efficiency Index as modified by Hunt (2016, "Do crime
+  hot spots move?", NIJ) after Mohler et al. (2011, 2015): ``PEI* = n / n*``,
+  where ``n*`` is what an oracle captures with the same rule and budget, ranking
+  units by the bin's actual count (descending; ties by ``unit_id``). With
+  equal-sized units (grid cells, H3 hexagons) the oracle's selection is optimal
+  and ``0 <= PEI* <= 1``. With unequal units (divisions, districts) the greedy
+  oracle need not be the most events that fit the budget and its selection's
+  area differs from the model's, so PEI* can exceed 1 there.
+
+Bins without a single event have no hit rate, PAI or PEI* (``n / 0``); they are
+left out of every average and counted in ``bins_without_events`` (with
+non-negative counts these are exactly the bins where the oracle captures
+nothing). Each measure is reported as ``{"value": mean over evaluated bins,
+"standard_deviation": population standard deviation over those bins}``.
+
+The total study area is the sum of ``area_km2`` over *every* unit of
+``unit_areas``, including units absent from the predictions; within a group
+(:func:`hotspot_metrics_by`) it is the area of the group's own units.
+Everything is one sort per ranking and group-wise cumulative sums in Polars:
+no Python loop over bins or units.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import polars as pl
+
+from crimecast.errors import DataError
+from crimecast.evaluation.metrics import json_float
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SHARES: tuple[float, ...] = (0.01, 0.05, 0.10)
+HOTSPOT_MEASURES: tuple[str, ...] = ("hit_rate", "pai", "pei_star", "area_share")
+REQUIRED_COLUMNS: tuple[str, ...] = ("unit_id", "bin_start", "score", "actual_count")
+
+# Budgets are compared with a tolerance relative to the total area so that a
+# cumulative area equal to the budget up to float rounding counts as "reached".
+_AREA_TOLERANCE = 1e-9
+_BIN = "bin_start"
+
+
+def share_label(share: float) -> str:
+    """``0.01 -> "1%"``, ``0.1 -> "10%"``, ``0.025 -> "2.5%"``: the suffix of the metric keys."""
+    return f"{round(share * 100, 6):g}%"
+
+
+def metric_keys(shares: Sequence[float] = DEFAULT_SHARES) -> list[str]:
+    """The per-share keys of :func:`hotspot_metrics`, e.g. ``"pai@5%"``, in report order."""
+    return [f"{measure}@{share_label(s)}" for s in shares for measure in HOTSPOT_MEASURES]
+
+
+def _check_shares(shares: Sequence[float]) -> list[float]:
+    checked = [float(s) for s in shares]
+    if not checked or any(not (0.0 < s <= 1.0) for s in checked):
+        raise DataError(
+            f"shares must be fractions of the study area in (0, 1]; got {list(shares)}. "
+            "Pass e.g. shares=(0.01, 0.05, 0.10)."
+        )
+    if len({share_label(s) for s in checked}) != len(checked):
+        raise DataError(f"shares must be distinct; got {list(shares)}.")
+    return checked
+
+
+def _check_areas(unit_areas: pl.DataFrame) -> pl.DataFrame:
+    """``unit_id, area_km2, unit_rank`` with ``unit_rank`` the unit's place in id order."""
+    missing = {"unit_id", "area_km2"} - set(unit_areas.columns)
+    if missing:
+        raise DataError(
+            f"unit_areas lacks column(s) {sorted(missing)}; it needs unit_id and area_km2 "
+            "for every unit of the study area."
+        )
+    areas = unit_areas.select(
+        pl.col("unit_id").cast(pl.String), pl.col("area_km2").cast(pl.Float64)
+    )
+    if areas.height == 0:
+        raise DataError("unit_areas is empty; pass the area of every unit of the study area.")
+    if areas["unit_id"].is_duplicated().any():
+        dupes = areas.filter(pl.col("unit_id").is_duplicated())["unit_id"].unique().sort()
+        raise DataError(
+            f"unit_areas lists unit(s) {dupes.head(5).to_list()} more than once; "
+            "give each unit exactly one area."
+        )
+    bad = areas.filter(
+        pl.col("area_km2").is_null() | ~pl.col("area_km2").is_finite() | (pl.col("area_km2") <= 0)
+    )
+    if bad.height:
+        raise DataError(
+            f"area_km2 must be a positive number for every unit; got {bad.head(5).rows()}."
+        )
+    return areas.sort("unit_id").with_row_index("unit_rank")
+
+
+def _prepare(
+    frame: pl.DataFrame, areas: pl.DataFrame, by: str | None
+) -> pl.DataFrame:
+    """The columns the measures need, each row's area, and an integer ``_group`` per (by, bin)."""
+    needed = [*REQUIRED_COLUMNS, *([by] if by else [])]
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"the predictions frame lacks column(s) {missing}; hotspot measures need {needed}."
+        )
+    if "model" in frame.columns and frame["model"].n_unique() > 1:
+        raise DataError(
+            f"hotspot measures take one model's rows; got models "
+            f"{sorted(frame['model'].unique().to_list())}. Filter on the model column first."
+        )
+    keys = [by, _BIN] if by else [_BIN]
+    for column in keys:
+        if frame[column].null_count():
+            raise DataError(f"column {column!r} has missing values; every row needs one.")
+    # Sorting on one integer group key is several times faster than on (string, datetime).
+    bin_code = pl.col(_BIN).rank("dense").cast(pl.Int64) - 1
+    group = bin_code
+    if by:
+        group = pl.col(by).cast(pl.String).cast(pl.Categorical).to_physical().cast(
+            pl.Int64
+        ) * (frame[_BIN].n_unique() + 1) + bin_code
+    base = frame.select(
+        *keys,
+        pl.col("unit_id").cast(pl.String),
+        pl.col("score").cast(pl.Float64).fill_nan(None),
+        pl.col("actual_count").cast(pl.Int64),
+        group.alias("_group"),
+    ).join(areas, on="unit_id", how="left")
+    unknown = base.filter(pl.col("area_km2").is_null())["unit_id"].unique().sort()
+    if unknown.len():
+        raise DataError(
+            f"{unknown.len()} unit(s) of the predictions have no area in unit_areas, e.g. "
+            f"{unknown.head(5).to_list()}; unit_areas must cover every unit."
+        )
+    count = pl.col("actual_count")
+    if base.select(count.is_null().any() | (count < 0).any()).item():
+        raise DataError("actual_count must be a non-negative event count in every row.")
+    per_bin = base.group_by(_BIN).agg(rows=pl.len(), units=pl.col("unit_rank").n_unique())
+    if per_bin.select((pl.col("rows") != pl.col("units")).any()).item():
+        raise DataError(
+            "each (unit_id, bin_start) must appear once; got duplicate rows. "
+            "Pass one row per unit and bin."
+        )
+    return base
+
+
+def _captured(
+    base: pl.DataFrame, rank_column: str, limits: list[pl.Expr], prefix: str
+) -> pl.DataFrame:
+    """Per ``_group``: events (and area) of the units selected under each limit."""
+    ranked = base.sort(
+        ["_group", rank_column, "unit_rank"], descending=[False, True, False], nulls_last=True
+    ).with_columns(
+        _before=pl.col("area_km2").cum_sum().over("_group") - pl.col("area_km2")
+    )
+    aggregations: list[pl.Expr] = []
+    for i, limit in enumerate(limits):
+        chosen = pl.col("_before") < limit
+        aggregations.append(pl.col("actual_count").filter(chosen).sum().alias(f"{prefix}n_{i}"))
+        if prefix == "model_":
+            aggregations.append(pl.col("area_km2").filter(chosen).sum().alias(f"area_{i}"))
+    return ranked.group_by("_group").agg(aggregations)
+
+
+def hotspot_per_bin(
+    frame: pl.DataFrame,
+    unit_areas: pl.DataFrame,
+    shares: Sequence[float] = DEFAULT_SHARES,
+    by: str | None = None,
+) -> pl.DataFrame:
+    """One row per bin (per ``by`` group and bin) with ``events`` and every measure.
+
+    Columns: ``[by,] bin_start, events, total_area_km2`` and for each share the
+    keys of :func:`metric_keys` (``hit_rate@1%`` …), null where the bin has no
+    events. With ``by`` (e.g. ``"region"``) units are ranked within their group
+    and the study area is the area of the group's units that appear in ``frame``.
+    """
+    checked = _check_shares(shares)
+    areas = _check_areas(unit_areas)
+    base = _prepare(frame, areas, by)
+    keys = [by, _BIN] if by else [_BIN]
+    if by:
+        totals = (
+            base.select(by, "unit_rank", "area_km2")
+            .unique([by, "unit_rank"])
+            .group_by(by)
+            .agg(total_area_km2=pl.col("area_km2").sum())
+        )
+        base = base.join(totals, on=by, how="left")
+    else:
+        base = base.with_columns(total_area_km2=pl.lit(float(areas["area_km2"].sum())))
+    total = pl.col("total_area_km2")
+    limits = [total * (s - _AREA_TOLERANCE) for s in checked]
+
+    events = base.group_by("_group").agg(
+        *(pl.col(k).first() for k in keys),
+        events=pl.col("actual_count").sum(),
+        total_area_km2=total.first(),
+    )
+    model = _captured(base, "score", limits, "model_")
+    # Units without events rank after all others in the oracle's order, so they
+    # cannot change what it captures: leave them out of its (much smaller) sort.
+    oracle = _captured(base.filter(pl.col("actual_count") > 0), "actual_count", limits, "oracle_")
+    joined = events.join(model, on="_group", how="left").join(oracle, on="_group", how="left")
+
+    has_events = pl.col("events") > 0
+    measures: list[pl.Expr] = []
+    for i, share in enumerate(checked):
+        label = share_label(share)
+        hit = pl.col(f"model_n_{i}") / pl.col("events")
+        area_share = pl.col(f"area_{i}") / total
+        pei = pl.when(pl.col(f"oracle_n_{i}") > 0).then(
+            pl.col(f"model_n_{i}") / pl.col(f"oracle_n_{i}")
+        )
+        measures += [
+            pl.when(has_events).then(hit).alias(f"hit_rate@{label}"),
+            pl.when(has_events).then(hit / area_share).alias(f"pai@{label}"),
+            pl.when(has_events).then(pei).alias(f"pei_star@{label}"),
+            pl.when(has_events).then(area_share).alias(f"area_share@{label}"),
+        ]
+    return joined.select(*keys, "events", "total_area_km2", *measures).sort(keys)
+
+
+def _summary_expressions(shares: Sequence[float]) -> list[pl.Expr]:
+    evaluated = pl.col("events") > 0
+    expressions: list[pl.Expr] = [
+        evaluated.sum().alias("bins_evaluated"),
+        (~evaluated).sum().alias("bins_without_events"),
+    ]
+    for key in metric_keys(shares):
+        values = pl.col(key).filter(evaluated & pl.col(key).is_not_null())
+        expressions += [values.mean().alias(f"{key}|mean"), values.std(ddof=0).alias(f"{key}|sd")]
+    return expressions
+
+
+def _summary_dict(row: dict[str, Any], shares: Sequence[float]) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        key: {
+            "value": json_float(row[f"{key}|mean"]),
+            "standard_deviation": json_float(row[f"{key}|sd"]),
+        }
+        for key in metric_keys(shares)
+    }
+    result["bins_evaluated"] = int(row["bins_evaluated"] or 0)
+    result["bins_without_events"] = int(row["bins_without_events"] or 0)
+    return result
+
+
+def hotspot_metrics(
+    frame: pl.DataFrame,
+    unit_areas: pl.DataFrame,
+    shares: Sequence[float] = DEFAULT_SHARES,
+) -> dict[str, Any]:
+    """Hit rate, PAI, PEI* and actual area share at each share, averaged over bins.
+
+    ``frame`` holds one model's rows (``unit_id``, ``bin_start``, ``score``,
+    ``actual_count``); ``unit_areas`` (``unit_id``, ``area_km2``) covers every
+    unit of the study area. Returns ``{"hit_rate@1%": {"value", "standard_deviation"},
+    "pai@1%": …, "pei_star@1%": …, "area_share@1%": …, … , "bins_evaluated": n,
+    "bins_without_events": n}``; see the module docstring for the definitions.
+    """
+    per_bin = hotspot_per_bin(frame, unit_areas, shares)
+    row = per_bin.select(_summary_expressions(shares)).row(0, named=True)
+    return _summary_dict(row, shares)
+
+
+def hotspot_metrics_by(
+    frame: pl.DataFrame,
+    by: str,
+    unit_areas: pl.DataFrame,
+    shares: Sequence[float] = DEFAULT_SHARES,
+) -> dict[str, dict[str, Any]]:
+    """:func:`hotspot_metrics` for each value of column ``by``, ranked within the group.
+
+    Each group's study area is the total area of its own units; all groups are
+    computed in one pass. Keys are the group values as strings.
+    """
+    per_bin = hotspot_per_bin(frame, unit_areas, shares, by=by)
+    summary = per_bin.group_by(by).agg(_summary_expressions(shares)).sort(by)
+    return {
+        str(row[by]): _summary_dict(row, shares) for row in summary.iter_rows(named=True)
+    }
+

@@ -1,0 +1,130 @@
+"""Binary classification metrics of hotspot probabilities.
+
+Every metric is computed on one vector of 0/1 labels and one vector of
+probabilities; a row is predicted positive when ``prob >= threshold``.
+
+* ``accuracy``, ``precision``, ``recall``, ``f1`` — scikit-learn, with
+  ``zero_division=0``: precision is 0.0 when nothing is predicted positive,
+  recall is 0.0 when nothing is positive.
+* ``pr_auc`` — average precision (:func:`sklearn.metrics.average_precision_score`),
+  the step-wise area under the precision–recall curve, not a trapezoid.
+* ``roc_auc`` — :func:`sklearn.metrics.roc_auc_score`.
+* ``brier`` — mean squared difference between probability and label.
+* ``log_loss`` — mean negative log-likelihood with probabilities clipped to
+  ``[1e-15, 1 - 1e-15]`` so a confident mistake costs about 34.5, not infinity.
+
+Both AUCs are undefined when only one class is present; they are then ``None``
+(``pr_auc`` too: scikit-learn would return 0.0 with no positives and 1.0 with no
+negatives, neither of which says anything about ranking). Every value is a plain
+Python ``float`` or ``None``, never NaN, so the result is JSON-safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    brier_score_loss,
+    precision_recall_fscore_support,
+    roc_auc_score,
+)
+
+from crimecast.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+CLASSIFICATION_METRICS: tuple[str, ...] = (
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "pr_auc",
+    "roc_auc",
+    "brier",
+    "log_loss",
+)
+"""The keys of :func:`classification_metrics`, in report order."""
+
+PROB_CLIP = 1e-15
+"""Probabilities are clipped to ``[PROB_CLIP, 1 - PROB_CLIP]`` for the log loss."""
+
+
+def validate_binary_inputs(y_true: np.ndarray, prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(y_true as int8, prob as float64)`` after checking shape, labels and range.
+
+    Raises :class:`~crimecast.errors.DataError` when the lengths differ, a label is
+    not 0 or 1, or a probability is missing or outside ``[0, 1]``.
+    """
+    y = np.asarray(y_true)
+    p = np.asarray(prob, dtype=np.float64)
+    if y.ndim != 1 or p.ndim != 1 or y.shape != p.shape:
+        raise DataError(
+            f"y_true and prob must be 1-D arrays of equal length; got shapes {y.shape} "
+            f"and {p.shape}. Pass one label and one probability per row."
+        )
+    if y.size and not np.isin(y, (0, 1)).all():
+        bad = np.unique(y[~np.isin(y, (0, 1))])[:5].tolist()
+        raise DataError(
+            f"y_true must hold only 0 and 1; got {bad}. Pass binary hotspot labels."
+        )
+    if p.size and not (np.isfinite(p).all() and p.min() >= 0.0 and p.max() <= 1.0):
+        raise DataError(
+            "prob must be finite probabilities in [0, 1]; got values outside that range "
+            f"(min {np.nanmin(p) if np.isfinite(p).any() else 'NaN'}). "
+            "Pass calibrated probabilities, not raw scores."
+        )
+    return y.astype(np.int8, copy=False), p
+
+
+def json_float(value: float | np.floating | None) -> float | None:
+    """``value`` as a plain float, or ``None`` when it is missing, NaN or infinite."""
+    if value is None:
+        return None
+    result = float(value)
+    return result if math.isfinite(result) else None
+
+
+def log_loss_clipped(y_true: np.ndarray, prob: np.ndarray) -> float:
+    """Mean binary log loss with probabilities clipped to ``[1e-15, 1 - 1e-15]``."""
+    p = np.clip(prob, PROB_CLIP, 1.0 - PROB_CLIP)
+    y = y_true.astype(bool)
+    # Only one of the two logs is needed per row; avoids log(1 - p) of positives.
+    losses = np.where(y, -np.log(p), -np.log1p(-p))
+    return float(losses.mean())
+
+
+def classification_metrics(
+    y_true: np.ndarray, prob: np.ndarray, threshold: float
+) -> dict[str, float | None]:
+    """Accuracy, precision, recall, F1, PR-AUC, ROC-AUC, Brier score and log loss.
+
+    ``threshold`` is the decision threshold on ``prob`` chosen upstream (on a
+    validation fold); a row is predicted positive when ``prob >= threshold``.
+    Returns a dict with the keys of :data:`CLASSIFICATION_METRICS`; both AUCs are
+    ``None`` when ``y_true`` holds one class only, and every value is ``None``
+    for empty input.
+    """
+    if not math.isfinite(threshold):
+        raise DataError(f"threshold must be a finite number; got {threshold}.")
+    y, p = validate_binary_inputs(y_true, prob)
+    if y.size == 0:
+        return dict.fromkeys(CLASSIFICATION_METRICS)
+    pred = (p >= threshold).astype(np.int8)
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        y, pred, average="binary", pos_label=1, zero_division=0
+    )
+    both_classes = 0 < int(y.sum()) < y.size
+    return {
+        "accuracy": json_float(accuracy_score(y, pred)),
+        "precision": json_float(precision),
+        "recall": json_float(recall),
+        "f1": json_float(f1),
+        "pr_auc": json_float(average_precision_score(y, p)) if both_classes else None,
+        "roc_auc": json_float(roc_auc_score(y, p)) if both_classes else None,
+        "brier": json_float(brier_score_loss(y, p, pos_label=1)),
+        "log_loss": json_float(log_loss_clipped(y, p)),
+    }

@@ -1,0 +1,139 @@
+"""The pipeline end to end on generated data, with a real MLflow SQLite store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from crimecast.config import Settings
+from crimecast.data.generate import generate_incidents
+from crimecast.data.load import write_incidents, write_provenance
+from crimecast.pipeline.run import RunSummary, run_pipeline
+
+
+def _settings(runs: Path, **pipeline: object) -> Settings:
+    settings = Settings().with_overrides("features", time_bin="1d", spatial_unit="area")
+    return settings.with_overrides("pipeline", runs_dir=str(runs), **pipeline)
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "synthetic.csv"
+    write_incidents(generate_incidents(dt.date(2022, 1, 1), dt.date(2023, 12, 31), seed=3), path)
+    write_provenance(path, {"synthetic": True, "seed": 3})
+    return path
+
+
+@pytest.fixture(scope="module")
+def first_run(data_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
+        tuple[RunSummary, Path]]:
+    runs = tmp_path_factory.mktemp("runs")
+    summary = run_pipeline(_settings(runs, f1_threshold=0.0), [str(data_file)], schema="lapd",
+                           bootstrap_resamples=20)
+    yield summary, runs
+
+
+def test_run_writes_every_step_and_the_manifest(first_run: tuple[RunSummary, Path]) -> None:
+    summary, _ = first_run
+    assert [s["status"] for s in summary.steps.values()] == ["ran"] * 6
+    manifest = json.loads(summary.manifest.read_text())
+    assert set(manifest) >= {"run_id", "data_hash", "config_hash", "params", "steps",
+                             "code_version"}
+    for step in ("process", "train", "evaluate", "gate", "card", "register"):
+        assert (summary.run_dir / step).is_dir()
+    evaluation = summary.evaluation
+    assert set(evaluation["baselines"]) == {"prior_counts", "historical_average", "kde"}
+    assert evaluation["binary_classification_metrics"]["f1"]["value"] is not None
+    assert evaluation["data"]["synthetic"] is True
+
+
+def test_card_metrics_equal_evaluation_json(first_run: tuple[RunSummary, Path]) -> None:
+    summary, _ = first_run
+    card = json.loads(summary.card_json.read_text())
+    evaluation = summary.evaluation
+    groups = {g["name"]: g for g in card["evaluation_details"][0]["metric_groups"]}
+    checked = 0
+    for name, entry in evaluation["binary_classification_metrics"].items():
+        values = {m["name"]: m["value"] for m in groups["binary_classification_metrics"][
+            "metric_data"]}
+        assert values[name] == entry["value"]
+        checked += 1
+    for name, entry in evaluation["hotspot_metrics"].items():
+        if isinstance(entry, dict):
+            values = {m["name"]: m["value"] for m in groups["hotspot_metrics"]["metric_data"]}
+            assert values[name] == entry["value"]
+            checked += 1
+    assert checked >= 20
+    assert "SYNTHETIC" in summary.card_html.read_text()
+
+
+def test_gate_decision_matches_registration(first_run: tuple[RunSummary, Path]) -> None:
+    summary, runs = first_run
+    gate, registration = summary.gate, summary.registration
+    assert registration["registered"] is gate["passed"]
+    assert registration["mlflow_run_id"]
+    if gate["passed"]:
+        from crimecast.registry.store import ModelRegistry
+
+        versions = ModelRegistry(state_dir=runs / ".mlflow").list_versions()
+        assert versions[0].version == registration["version"]
+        assert versions[0].tags["approval_status"] == "PendingManualApproval"
+        assert {"data_hash", "config_hash", "code_version"} <= set(versions[0].tags)
+
+
+def test_rerun_is_served_from_the_cache(first_run: tuple[RunSummary, Path],
+                                        data_file: Path) -> None:
+    summary, runs = first_run
+    again = run_pipeline(_settings(runs, f1_threshold=0.0), [str(data_file)], schema="lapd",
+                         bootstrap_resamples=20)
+    assert [s["status"] for s in again.steps.values()] == ["cached"] * 6
+    assert again.run_id != summary.run_id
+    assert again.registration == summary.registration
+    assert again.evaluation == summary.evaluation
+
+
+def test_changed_parameter_reruns_only_downstream_steps(first_run: tuple[RunSummary, Path],
+                                                        data_file: Path) -> None:
+    _, runs = first_run
+    again = run_pipeline(_settings(runs, f1_threshold=0.99), [str(data_file)], schema="lapd",
+                         bootstrap_resamples=20)
+    statuses = {k: v["status"] for k, v in again.steps.items()}
+    assert statuses["process"] == statuses["train"] == statuses["evaluate"] == "cached"
+    assert statuses["gate"] == "ran"
+    assert again.gate["passed"] is False and again.registration["registered"] is False
+    assert any("F1" in r for r in again.gate["reasons"])
+
+
+def test_killed_run_resumes(data_file: Path, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    command = [sys.executable, "-m", "crimecast.cli", "run", "--data", str(data_file),
+               "--schema", "lapd", "--time-bin", "1d", "--runs-dir", str(runs),
+               "--model-type", "logistic"]
+    env = {**os.environ, "CRIMECAST_PAUSE_BEFORE": "train:60"}
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((runs / ".cache" / "process").glob(
+            "*/_SUCCESS.json")):
+        time.sleep(0.5)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert not list((runs / ".cache" / "train").glob("*/_SUCCESS.json"))
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    manifests = sorted(runs.glob("*/manifest.json"))
+    assert len(manifests) == 1
+    steps = json.loads(manifests[0].read_text())["steps"]
+    assert steps["process"]["status"] == "cached" and steps["train"]["status"] == "ran"
+    leftovers = [p for p in (runs / ".cache").rglob("*") if ".tmp-" in p.name]
+    assert leftovers == []
