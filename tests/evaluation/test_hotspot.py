@@ -114,7 +114,7 @@ def test_units_without_predictions_still_count_in_the_study_area() -> None:
 def test_groups_rank_within_their_own_units_and_area() -> None:
     regions = {"a": "north", "b": "north", "c": "south", "d": "south"}
     frame = FRAME.with_columns(region=pl.col("unit_id").replace_strict(regions))
-    result = hotspot_metrics_by(frame, "region", AREAS, (0.5,))
+    result = hotspot_metrics_by(frame, AREAS, "region", (0.5,))
     assert list(result) == ["north", "south"]
     # North: a (1 km²) + b (2 km²), budget 1.5. Bin 1: a (0 before), b (1 < 1.5) ->
     # a = 1, h = 4/4, PAI = 1. The oracle takes b (3 events), then a has 2 km² before

@@ -137,3 +137,38 @@ def test_killed_run_resumes(data_file: Path, tmp_path: Path) -> None:
     assert steps["process"]["status"] == "cached" and steps["train"]["status"] == "ran"
     leftovers = [p for p in (runs / ".cache").rglob("*") if ".tmp-" in p.name]
     assert leftovers == []
+
+
+def test_models_list_and_promote_cli(first_run: tuple[RunSummary, Path]) -> None:
+    from typer.testing import CliRunner
+
+    from crimecast.cli import app
+
+    summary, runs = first_run
+    assert summary.registration["registered"], summary.gate["reasons"]
+    version = str(summary.registration["version"])
+    runner = CliRunner()
+    promoted = runner.invoke(app, ["models", "promote", version, "--runs-dir", str(runs)])
+    assert promoted.exit_code == 0, promoted.output
+    assert f"version {version} is now 'champion' (approval_status=Approved)" in " ".join(
+        promoted.output.split())
+    listed = runner.invoke(app, ["models", "list", "--runs-dir", str(runs)])
+    assert listed.exit_code == 0 and "champion" in listed.output
+    missing = runner.invoke(app, ["models", "promote", "99", "--runs-dir", str(runs)])
+    assert missing.exit_code == 2
+    assert "model version 99 of 'crimecast-hotspots' does not exist" in " ".join(
+        missing.output.split())
+
+
+def test_model_type_and_smote_flags_run_the_pipeline(data_file: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from crimecast.cli import app
+
+    result = CliRunner().invoke(app, [
+        "run", "--data", str(data_file), "--schema", "lapd", "--time-bin", "1d",
+        "--runs-dir", str(tmp_path), "--model-type", "xgboost", "--use-smote"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(next(tmp_path.glob("*/train/train_info.json")).read_text())
+    assert (info["model_type"], info["imbalance"]) == ("xgboost", "smote")
+    assert list(tmp_path.glob("*/train/model/estimator.ubj"))

@@ -285,8 +285,8 @@ def hotspot_metrics(
 
 def hotspot_metrics_by(
     frame: pl.DataFrame,
-    by: str,
     unit_areas: pl.DataFrame,
+    by: str,
     shares: Sequence[float] = DEFAULT_SHARES,
 ) -> dict[str, dict[str, Any]]:
     """:func:`hotspot_metrics` for each value of column ``by``, ranked within the group.

@@ -138,7 +138,7 @@ def _region_blocks(
     units = rows.group_by("region").agg(pl.col("unit_id").n_unique().alias("units"))
     eligible = units.filter(pl.col("units") >= MIN_UNITS_FOR_REGION_HOTSPOTS).select("region")
     hotspots = (
-        hotspot_metrics_by(rows.join(eligible, on="region", how="semi"), "region", unit_areas)
+        hotspot_metrics_by(rows.join(eligible, on="region", how="semi"), unit_areas, "region")
         if eligible.height
         else {}
     )
