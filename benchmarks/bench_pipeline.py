@@ -44,8 +44,9 @@ def main() -> None:
             walls.append(time.perf_counter() - began)
             manifest = json.loads(next(runs.glob("*/manifest.json")).read_text())
             steps.append({k: v["seconds"] for k, v in manifest["steps"].items()})
-        print(f"crimecast run, 1M records, area x 1h, lightgbm: median {statistics.median(walls):.1f}"
-              f" s over {RUNS} runs (min {min(walls):.1f}, max {max(walls):.1f})")
+        median = statistics.median(walls)
+        print(f"crimecast run, 1M records, area x 1h, lightgbm: median {median:.1f} s over "
+              f"{RUNS} runs (min {min(walls):.1f}, max {max(walls):.1f})")
         for step in steps[0]:
             print(f"  {step}: median {statistics.median(s[step] for s in steps):.2f} s")
         panel = pl.read_parquet(next((Path(tmp) / "runs0").glob("*/process/features.parquet")))
