@@ -10,13 +10,10 @@ from typing import Any
 
 import pytest
 
-from crimecast.cards.card import (
-    RISK_RULE,
-    CardInputs,
-    assess_risk,
-    build_model_card,
-)
+from crimecast.cards.card import build_model_card
 from crimecast.cards.html import render_model_card_html
+from crimecast.cards.inputs import CardInputs
+from crimecast.cards.risk import RISK_RULE, assess_risk
 from crimecast.cards.svg import Series, bar_chart, line_chart
 
 BINARY = ("accuracy", "precision", "recall", "f1", "pr_auc", "roc_auc", "brier", "log_loss")

@@ -172,3 +172,18 @@ def test_model_type_and_smote_flags_run_the_pipeline(data_file: Path, tmp_path: 
     info = json.loads(next(tmp_path.glob("*/train/train_info.json")).read_text())
     assert (info["model_type"], info["imbalance"]) == ("xgboost", "smote")
     assert list(tmp_path.glob("*/train/model/estimator.ubj"))
+
+
+def test_tune_runs_optuna_over_time_series_folds(data_file: Path, tmp_path: Path) -> None:
+    settings = _settings(tmp_path).with_overrides("pipeline", model_type="logistic")
+    summary = run_pipeline(settings, [str(data_file)], schema="lapd", tune=2,
+                           bootstrap_resamples=10)
+    info = json.loads((summary.run_dir / "train" / "train_info.json").read_text())
+    tuning = info["tuning"]
+    assert tuning["trials"] == 2 and "C" in tuning["best_params"]
+    assert info["params"]["C"] == tuning["best_params"]["C"]
+    assert tuning["gap_bins"] == info["split"]["gap_bins"]
+    ends = [fold[0] for fold in tuning["folds"]]
+    assert ends == sorted(ends)  # expanding windows, no shuffling
+    for train_end, valid_start, _ in tuning["folds"]:
+        assert valid_start - train_end == tuning["gap_bins"]

@@ -19,260 +19,36 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
+from crimecast.cards.inputs import (
+    CardInputs,
+    _as_list,
+    clip,
+    is_synthetic,
+    metric_value,
+    primary_metric,
+    show,
+    sources,
+)
+from crimecast.cards.risk import (
+    INTENDED_USES,
+    OUT_OF_SCOPE,
+    OUT_OF_SCOPE_SUMMARY,
+    PURPOSE,
+    RISK_RULE,
+    assess_risk,
+    caveats,
+)
 from crimecast.cards.svg import clean_points, finite, thin
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_TYPE = "Binary classification: crime hotspot forecasting per place and time bin"
-F1_GAP_HIGH = 0.25
-F1_MEDIUM = 0.5
-PR_AUC_CI_WIDTH_MEDIUM = 0.1
-LOWER_IS_BETTER = frozenset({"brier", "log_loss"})
-RISK_RULE = (
-    f"Rule: High if the promotion gate failed, the model does not beat the best baseline on "
-    f"the primary metric, or the per-area F1 gap exceeds {F1_GAP_HIGH:g}; Unknown if F1 is "
-    f"undefined; Medium if F1 is below {F1_MEDIUM:g}, the PR-AUC confidence interval is wider "
-    f"than {PR_AUC_CI_WIDTH_MEDIUM:g} (or missing), or the data are synthetic; Low otherwise."
-)
-PURPOSE = (
-    "Forecast which places (spatial units) and time bins are most likely to see reported "
-    "crime concentrate, so that limited patrol attention and prevention resources can be "
-    "planned ahead. The model scores places and times, never people."
-)
-INTENDED_USES = (
-    "Allocating patrol attention and resources, and prevention programmes (lighting, "
-    "outreach, environmental design, victim services), to places and times. Output is a "
-    "ranking of places per time bin for human planners to review with local knowledge."
-)
-OUT_OF_SCOPE_SUMMARY = (
-    "Places only, never persons; not for enforcement decisions about individuals."
-)
-OUT_OF_SCOPE = (
-    f"{OUT_OF_SCOPE_SUMMARY} Out of scope: any decision about an individual person; "
-    "enforcement decisions about individuals (stops, searches, arrests, charging, bail, "
-    "sentencing, parole); use as evidence or as grounds for suspicion; predicting who will "
-    "commit or suffer crime; automatic deployment without human review."
-)
 PERSON_TOKENS = frozenset({"vict", "victim", "suspect", "descent", "race", "ethnicity", "sex",
                            "gender", "age", "person", "name"})
 MODEL_CREATOR = "crimecast pipeline"
 MODEL_OWNER = "crimecast maintainers"
-
-
-@dataclass(frozen=True)
-class CardInputs:
-    """Everything the card is built from; ``evaluation`` is the parsed ``evaluation.json``."""
-
-    evaluation: dict[str, Any]
-    model_name: str
-    model_type: str
-    model_version: str | None
-    run_id: str
-    created_at: str
-    hyper_parameters: dict[str, Any]
-    use_smote: bool
-    feature_names: list[str]
-    training: dict[str, Any]
-    gate: dict[str, Any]
-    excluded_crime_types: dict[str, int]
-    enforcement_exclusion_enabled: bool
-    provenance: dict[str, Any]
-    feature_importance: dict[str, float] = field(default_factory=dict)
-    curves: dict[str, Any] = field(default_factory=dict)
-    model_artifacts: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class RiskAssessment:
-    """A risk rating, the conditions behind it, and the sentence that explains it."""
-
-    rating: str
-    reasons: tuple[str, ...]
-    explanation: str
-
-
-def clip(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters (ending in an ellipsis) to fit a schema limit."""
-    if len(text) <= limit:
-        return text
-    logger.warning("model card text cut from %d to %d characters", len(text), limit)
-    return text[: limit - 1] + "…"
-
-
-def _f(value: float) -> str:
-    """A number for prose: three decimals."""
-    return f"{value:.3f}"
-
-
-def show(value: Any) -> str:
-    """Any value for prose: finite numbers to four significant digits, None as n/a."""
-    number = finite(value)
-    return "n/a" if value is None else f"{number:.4g}" if number is not None else str(value)
-
-
-def _as_list(value: Any) -> list[str]:
-    """A scalar, list or missing value as a list of strings."""
-    if value is None:
-        return []
-    if isinstance(value, list | tuple):
-        return [str(v) for v in value]
-    return [str(value)]
-
-
-def is_synthetic(inputs: CardInputs) -> bool:
-    """Whether the provenance or the evaluation says the data are synthetic."""
-    data = inputs.evaluation.get("data") or {}
-    return bool(inputs.provenance.get("synthetic")) or bool(data.get("synthetic"))
-
-
-def primary_metric(inputs: CardInputs) -> str:
-    """The primary metric: the gate's, else the evaluation's, else ``pr_auc``."""
-    data = inputs.evaluation.get("data") or {}
-    return str(inputs.gate.get("primary_metric") or data.get("primary_metric") or "pr_auc")
-
-
-def metric_value(family: Mapping[str, Any] | None, name: str) -> Any:
-    """``family[name]["value"]`` (or a bare number), None when absent."""
-    metric = (family or {}).get(name)
-    return metric.get("value") if isinstance(metric, Mapping) else metric
-
-
-def beats(model: float, baseline: float, metric: str) -> bool:
-    """Whether ``model`` is strictly better than ``baseline`` on ``metric``."""
-    return model < baseline if metric in LOWER_IS_BETTER else model > baseline
-
-
-def best_baseline(evaluation: Mapping[str, Any], metric: str) -> tuple[str | None, float | None]:
-    """The baseline with the best value of ``metric`` and that value (None, None if none)."""
-    best: tuple[str | None, float | None] = (None, None)
-    for name, result in (evaluation.get("baselines") or {}).items():
-        value = finite(metric_value((result or {}).get("binary_classification_metrics"), metric))
-        if value is not None and (best[1] is None or beats(value, best[1], metric)):
-            best = (name, value)
-    return best
-
-
-def f1_spread(evaluation: Mapping[str, Any]) -> dict[str, Any]:
-    """``per_area.disparity.f1`` (max, min, gap, best_region, worst_region), or {}."""
-    return dict(((evaluation.get("per_area") or {}).get("disparity") or {}).get("f1") or {})
-
-
-def sources(inputs: CardInputs) -> list[str]:
-    """The data sources named in the provenance (``sources`` or ``data_sources``)."""
-    return _as_list(inputs.provenance.get("sources", inputs.provenance.get("data_sources")))
-
-
-def assess_risk(inputs: CardInputs) -> RiskAssessment:
-    """Rate the model's risk from its measured performance.
-
-    The rule, checked in this order (the first tier with a condition wins):
-
-    * **High**: the promotion gate failed; or the model does not beat the best
-      baseline on the primary metric (lower is better for ``brier`` and
-      ``log_loss``; an undefined model value does not beat); or the per-area F1
-      gap exceeds 0.25.
-    * **Unknown**: F1 is undefined (null) on the test set.
-    * **Medium**: F1 is below 0.5; or the PR-AUC confidence interval is wider
-      than 0.1 or missing; or the data are synthetic; or there is no baseline
-      value to compare against.
-    * **Low**: none of the above.
-
-    The explanation names every condition that fired with its numbers (for Low,
-    the checks that passed), then states the rule.
-    """
-    evaluation, gate = inputs.evaluation, inputs.gate
-    binary = evaluation.get("binary_classification_metrics") or {}
-    metric = primary_metric(inputs)
-    found: dict[str, list[str]] = {"High": [], "Unknown": [], "Medium": [], "Low": []}
-    why = "; ".join(str(r) for r in gate.get("reasons") or []) or "no reason recorded"
-    found["Low" if gate.get("passed") else "High"].append(
-        "the promotion gate passed" if gate.get("passed") else f"the promotion gate failed ({why})")
-    model = finite(gate["model_value"] if "model_value" in gate else metric_value(binary, metric))
-    name, base = gate.get("best_baseline"), finite(gate.get("baseline_value"))
-    if base is None:
-        name, base = best_baseline(evaluation, metric)
-    if base is None:
-        found["Medium"].append(f"there is no baseline {metric} to compare against")
-    elif model is None or not beats(model, base, metric):
-        shown = "is undefined, so it" if model is None else f"{_f(model)}"
-        found["High"].append(f"the model's {metric} {shown} does not beat the best baseline "
-                             f"{name} ({_f(base)})")
-    else:
-        found["Low"].append(f"the model's {metric} {_f(model)} beats the best baseline {name} "
-                            f"({_f(base)})")
-    spread = f1_spread(evaluation)
-    gap = finite(spread.get("gap"))
-    if gap is not None and gap > F1_GAP_HIGH:
-        found["High"].append(
-            f"the per-area F1 gap {_f(gap)} (best {spread.get('best_region')} "
-            f"{_f(finite(spread.get('max')) or 0.0)}, worst {spread.get('worst_region')} "
-            f"{_f(finite(spread.get('min')) or 0.0)}) exceeds {F1_GAP_HIGH:g}")
-    elif gap is not None:
-        found["Low"].append(f"the per-area F1 gap {_f(gap)} is within {F1_GAP_HIGH:g}")
-    f1 = finite(metric_value(binary, "f1"))
-    if f1 is None:
-        found["Unknown"].append("F1 is undefined on the test set")
-    else:
-        found["Medium" if f1 < F1_MEDIUM else "Low"].append(
-            f"F1 {_f(f1)} is {'below' if f1 < F1_MEDIUM else 'at least'} {F1_MEDIUM:g}")
-    pr_auc = binary.get("pr_auc") or {}
-    low, top = finite(pr_auc.get("ci_low")), finite(pr_auc.get("ci_high"))
-    if low is None or top is None:
-        found["Medium"].append("the PR-AUC has no confidence interval")
-    elif top - low > PR_AUC_CI_WIDTH_MEDIUM:
-        found["Medium"].append(f"the PR-AUC confidence interval [{_f(low)}, {_f(top)}] is "
-                               f"{_f(top - low)} wide, more than {PR_AUC_CI_WIDTH_MEDIUM:g}")
-    else:
-        found["Low"].append(f"the PR-AUC confidence interval width {_f(top - low)} is within "
-                            f"{PR_AUC_CI_WIDTH_MEDIUM:g}")
-    found["Medium" if is_synthetic(inputs) else "Low"].append(
-        "the data are synthetic, not real LAPD records" if is_synthetic(inputs)
-        else "the data are real LAPD records, not synthetic")
-    rating = next(tier for tier in ("High", "Unknown", "Medium", "Low") if found[tier]
-                  or tier == "Low")
-    reasons = found["Low"] if rating == "Low" else [
-        r for tier in ("High", "Unknown", "Medium") for r in found[tier]]
-    explanation = clip(f"{rating}: {'; '.join(reasons)}. {RISK_RULE}", 2048)
-    logger.info("model card risk rating %s (%d conditions)", rating, len(reasons))
-    return RiskAssessment(rating, tuple(reasons), explanation)
-
-
-def caveats(inputs: CardInputs) -> list[str]:
-    """Caveats and recommendations, one sentence group per item, with the run's numbers."""
-    items = [
-        "Reported crime is not all crime: under-reporting varies by place, crime type and "
-        "community, so forecasts show where crime is reported and recorded, not where it "
-        "happens.",
-    ]
-    excluded = "; ".join(f"{name} ({count:,})" for name, count in
-                         sorted(inputs.excluded_crime_types.items(), key=lambda kv: -kv[1]))
-    if inputs.enforcement_exclusion_enabled:
-        items.append(
-            "Feedback loop: if patrols follow the forecasts, more patrols discover more "
-            "crime, which raises the next forecasts for the same places. Crime types "
-            "discovered mostly by police activity are excluded to damp this: "
-            + (excluded or "none of them occurred in the data") + ".")
-    else:
-        items.append(
-            "Feedback loop NOT mitigated: the exclusion of enforcement-driven crime types was "
-            "turned off for this run, so forecasts partly follow past police activity.")
-    spread = f1_spread(inputs.evaluation)
-    if finite(spread.get("gap")) is not None:
-        items.append(
-            f"Performance differs by area: F1 is {_f(finite(spread.get('max')) or 0.0)} in "
-            f"{spread.get('best_region')} (best) and {_f(finite(spread.get('min')) or 0.0)} "
-            f"in {spread.get('worst_region')} (worst), a gap of {_f(finite(spread['gap']) or 0)}.")
-    if is_synthetic(inputs):
-        items.append("SYNTHETIC DATA: these results come from generated data ("
-                     + (", ".join(sources(inputs)) or "synthetic generator")
-                     + "), not real LAPD records, and say nothing about real-world accuracy.")
-    items.append("Recommendations: review forecasts with local knowledge and community "
-                 "input; monitor per-area performance and patrol levels; retrain and re-issue "
-                 "this card when data or policing practice changes.")
-    return items
 
 
 def _metric(name: str, metric: Any) -> dict[str, Any] | None:

@@ -13,22 +13,18 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from crimecast.cards.card import (
-    INTENDED_USES,
+from crimecast.cards.inputs import (
     LOWER_IS_BETTER,
-    OUT_OF_SCOPE,
-    OUT_OF_SCOPE_SUMMARY,
     CardInputs,
-    caveats,
     f1_spread,
-    finite,
     is_synthetic,
     metric_value,
     primary_metric,
     show,
     sources,
 )
-from crimecast.cards.svg import PALETTE, Series, bar_chart, esc, line_chart
+from crimecast.cards.risk import INTENDED_USES, OUT_OF_SCOPE, OUT_OF_SCOPE_SUMMARY, caveats
+from crimecast.cards.svg import PALETTE, Series, bar_chart, esc, finite, line_chart
 
 logger = logging.getLogger(__name__)
 

@@ -136,8 +136,9 @@ def gate(io: StepIO) -> dict[str, Any]:
 
 def card(io: StepIO) -> dict[str, Any]:
     """Write the model card (SageMaker content schema JSON and a rendered HTML page)."""
-    from crimecast.cards.card import CardInputs, build_model_card
+    from crimecast.cards.card import build_model_card
     from crimecast.cards.html import render_model_card_html
+    from crimecast.cards.inputs import CardInputs
 
     evaluation = json.loads(io.inputs["evaluation"].read_text())
     info = json.loads(io.inputs["train_info"].read_text())

@@ -14,22 +14,27 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import re
 import shutil
 import tempfile
-import warnings
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from crimecast.errors import RegistryError
+from crimecast.registry.mlflow_values import (
+    as_tags,
+    clean_metrics,
+    clean_params,
+    error_code,
+    pip_requirements,
+    quiet_mlflow,
+)
+from crimecast.registry.versions import APPROVAL_TAG, ModelVersionInfo, ResolvedModel
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -42,18 +47,13 @@ DEFAULT_ALIAS = "champion"
 STATE_DIR_ENV = "CRIMECAST_STATE_DIR"
 MODEL_ARTIFACT = "model"  # the logged model's name inside a run: runs:/<run_id>/model
 MODEL_ID_TAG = "crimecast.model_id"  # run tag: the MLflow LoggedModel id of the run's model
-APPROVAL_TAG = "approval_status"
+
 PENDING_APPROVAL = "PendingManualApproval"
 APPROVED = "Approved"
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
 INPUT_EXAMPLE_ROWS = 5
-MAX_KEY, MAX_PARAM_VALUE = 250, 6000  # MLflow's limits (mlflow.utils.validation)
-_BAD_KEY_CHARS = re.compile(r"[^\w\-./ :]")
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
-_PROGRESS_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 _MISSING = "RESOURCE_DOES_NOT_EXIST"
-_REQUIREMENTS = ("crimecast", "numpy", "pandas", "polars", "pyarrow", "scikit-learn", "skops",
-                 "imbalanced-learn", "xgboost", "xgboost-cpu", "lightgbm", "catboost")
 
 
 def default_state_dir() -> Path:
@@ -64,110 +64,6 @@ def default_state_dir() -> Path:
 def tracking_uri_for(state_dir: Path) -> str:
     """The SQLite tracking URI ``sqlite:///<absolute state_dir>/mlflow.db``."""
     return f"sqlite:///{(Path(state_dir).absolute() / 'mlflow.db').as_posix()}"
-
-
-@dataclass(frozen=True)
-class ModelVersionInfo:
-    """One registered version of the model."""
-
-    version: int
-    run_id: str | None
-    status: str
-    aliases: tuple[str, ...]
-    tags: dict[str, str] = field(hash=False)
-    created_at: datetime
-
-    @property
-    def approval_status(self) -> str | None:
-        """The ``approval_status`` tag (``PendingManualApproval`` or ``Approved``)."""
-        return self.tags.get(APPROVAL_TAG)
-
-
-@dataclass(frozen=True)
-class ResolvedModel:
-    """A model reference resolved to downloaded local files.
-
-    ``model_dir`` is the saved crimecast model (for ``storage.load_model``),
-    ``artifacts_dir`` the run's report files, ``pyfunc_dir`` the MLflow model
-    (for ``mlflow.pyfunc.load_model``); ``version`` is None for a bare run id.
-    """
-
-    run_id: str
-    version: int | None
-    model_dir: Path
-    artifacts_dir: Path
-    tags: dict[str, str] = field(hash=False)
-    pyfunc_dir: Path
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Mute MLflow's INFO chatter, progress bars and warnings during library calls."""
-    levels = {name: logging.getLogger(name).level for name in ("mlflow", "alembic")}
-    progress = os.environ.get(_PROGRESS_ENV)
-    os.environ[_PROGRESS_ENV] = "false"
-    try:
-        for name in levels:
-            logging.getLogger(name).setLevel(logging.WARNING)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for name, level in levels.items():
-            logging.getLogger(name).setLevel(level)
-        if progress is None:
-            os.environ.pop(_PROGRESS_ENV, None)
-        else:
-            os.environ[_PROGRESS_ENV] = progress
-
-
-def _key(name: object) -> str:
-    return _BAD_KEY_CHARS.sub("_", str(name))[:MAX_KEY]
-
-
-def _clean_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """Flatten nested mappings (``a.b``), stringify and truncate to MLflow's limits."""
-    cleaned: dict[str, str] = {}
-    for name, value in params.items():
-        if isinstance(value, Mapping):
-            cleaned.update(_clean_params(value, prefix=f"{prefix}{name}."))
-            continue
-        text = str(value)
-        if len(text) > MAX_PARAM_VALUE:
-            logger.warning("parameter %s%s truncated to %d characters", prefix, name,
-                           MAX_PARAM_VALUE)
-            text = text[: MAX_PARAM_VALUE - 1] + "…"
-        cleaned[_key(f"{prefix}{name}")] = text
-    return cleaned
-
-
-def _clean_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
-    """Finite numeric metrics only; None, NaN, infinities and non-numbers are skipped."""
-    cleaned: dict[str, float] = {}
-    for name, value in metrics.items():
-        with contextlib.suppress(TypeError, ValueError):
-            if math.isfinite(number := float(value)):
-                cleaned[_key(name)] = number
-    return cleaned
-
-
-def _pip_requirements() -> list[str]:
-    """Pinned versions of the installed packages a crimecast model may need."""
-    import mlflow
-
-    pins = [f"mlflow=={mlflow.__version__}"]
-    for dist in _REQUIREMENTS:
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            pins.append(f"{dist}=={metadata.version(dist)}")
-    return pins
-
-
-def _error_code(exc: BaseException) -> str:
-    return str(getattr(exc, "error_code", ""))
-
-
-def _tags(tags: Mapping[str, Any] | None) -> dict[str, str]:
-    return {str(k): str(v) for k, v in (tags or {}).items()}
 
 
 class ModelRegistry:
@@ -191,7 +87,7 @@ class ModelRegistry:
             from mlflow import MlflowClient
 
             self.state_dir.mkdir(parents=True, exist_ok=True)
-            with _quiet():  # creating the SQLite schema logs every migration
+            with quiet_mlflow():  # creating the SQLite schema logs every migration
                 self._client_obj = MlflowClient(self.tracking_uri,
                                                 registry_uri=self.tracking_uri)
         return self._client_obj
@@ -216,7 +112,7 @@ class ModelRegistry:
         """The experiment's id; created when missing, with artifacts under the state dir."""
         if self._experiment_id is None:
             client = self._client
-            with _quiet():
+            with quiet_mlflow():
                 found = client.get_experiment_by_name(self.experiment)
                 if found is None:
                     location = None
@@ -260,22 +156,22 @@ class ModelRegistry:
         # integer columns would reject JSON ints (int64) and nulls (float) when serving.
         example_pd = head.select(pl.col(model.feature_names).cast(pl.Float64)).to_pandas()
         experiment_id = self.experiment_id()
-        with self.activated(), _quiet(), tempfile.TemporaryDirectory() as staging:
+        with self.activated(), quiet_mlflow(), tempfile.TemporaryDirectory() as staging:
             for name, source in artifacts.items():
                 target = Path(staging) / name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 copy = shutil.copytree if Path(source).is_dir() else shutil.copy2
                 copy(source, target)
             with mlflow.start_run(experiment_id=experiment_id, run_name=run_name,
-                                  tags=_tags(tags)) as run:
-                mlflow.log_params(_clean_params(params))
-                mlflow.log_metrics(_clean_metrics(metrics))
+                                  tags=as_tags(tags)) as run:
+                mlflow.log_params(clean_params(params))
+                mlflow.log_metrics(clean_metrics(metrics))
                 mlflow.log_artifacts(staging)
                 info = mlflow.pyfunc.log_model(
                     name=MODEL_ARTIFACT, python_model=str(PYFUNC_CODE),  # from code: no pickle
                     artifacts={MODEL_ARTIFACT_KEY: str(Path(model_dir).absolute())},
                     signature=infer_signature(example_pd, predictions),
-                    input_example=example_pd, pip_requirements=_pip_requirements())
+                    input_example=example_pd, pip_requirements=pip_requirements())
                 mlflow.set_tag(MODEL_ID_TAG, info.model_id)
         run_id = str(run.info.run_id)
         logger.info("logged run %s (%s), model %s", run_id, run_name, info.model_id)
@@ -283,10 +179,10 @@ class ModelRegistry:
 
     def _run_tags(self, run_id: str) -> dict[str, str]:
         try:
-            with _quiet():
-                tags = _tags(self._client.get_run(run_id).data.tags)
+            with quiet_mlflow():
+                tags = as_tags(self._client.get_run(run_id).data.tags)
         except Exception as exc:
-            if _error_code(exc) == _MISSING:
+            if error_code(exc) == _MISSING:
                 raise RegistryError(f"run '{run_id}' does not exist in {self.tracking_uri}. "
                                     "Run crimecast models list.") from exc
             raise
@@ -303,18 +199,18 @@ class ModelRegistry:
         deleted again, so no half-registered version remains.
         """
         model_id = self._run_tags(run_id)[MODEL_ID_TAG]
-        wanted = _tags(tags)
+        wanted = as_tags(tags)
         if wanted.get(APPROVAL_TAG, PENDING_APPROVAL) != PENDING_APPROVAL:
             logger.warning("ignoring tag %s=%s: new versions start as %s", APPROVAL_TAG,
                            wanted[APPROVAL_TAG], PENDING_APPROVAL)
         wanted[APPROVAL_TAG] = PENDING_APPROVAL
         client, version = self._client, None
         try:
-            with self.activated(), _quiet():  # the SQL registry resolves models:/ globally
+            with self.activated(), quiet_mlflow():  # the SQL registry resolves models:/ globally
                 try:
                     client.create_registered_model(self.model_name)
                 except Exception as exc:
-                    if _error_code(exc) not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+                    if error_code(exc) not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
                         raise
                 created = client.create_model_version(
                     self.model_name, source=f"models:/{model_id}", run_id=run_id,
@@ -326,7 +222,7 @@ class ModelRegistry:
                                     f"registered completely (status {stored.status}).")
         except Exception as exc:
             if version is not None:
-                with contextlib.suppress(Exception), _quiet():
+                with contextlib.suppress(Exception), quiet_mlflow():
                     client.delete_model_version(self.model_name, version)
             if isinstance(exc, RegistryError):
                 raise
@@ -339,11 +235,11 @@ class ModelRegistry:
         """Every version of the model (default ``model_name``), newest first; [] if none."""
         name = name or self.model_name
         client = self._client
-        with _quiet():
+        with quiet_mlflow():
             try:
                 aliases = dict(client.get_registered_model(name).aliases)
             except Exception as exc:
-                if _error_code(exc) == _MISSING:
+                if error_code(exc) == _MISSING:
                     return []
                 raise
             found: list[Any] = []
@@ -357,7 +253,7 @@ class ModelRegistry:
             (ModelVersionInfo(
                 version=int(mv.version), run_id=mv.run_id or None, status=str(mv.status),
                 aliases=tuple(sorted(a for a, v in aliases.items() if str(v) == str(mv.version))),
-                tags=_tags(mv.tags),
+                tags=as_tags(mv.tags),
                 created_at=datetime.fromtimestamp(mv.creation_timestamp / 1000, tz=UTC))
              for mv in found),
             key=lambda info: info.version, reverse=True)
@@ -389,7 +285,7 @@ class ModelRegistry:
         approval = {APPROVAL_TAG: APPROVED, "approved_alias": alias,
                     "approved_at": datetime.now(UTC).isoformat(timespec="seconds")}
         try:
-            with _quiet():
+            with quiet_mlflow():
                 client.set_registered_model_alias(self.model_name, alias, number)
                 for key, value in approval.items():
                     client.set_model_version_tag(self.model_name, number, key, value)
@@ -410,20 +306,20 @@ class ModelRegistry:
         if ref.startswith("models:/") and "@" in body:
             name, alias = body.rsplit("@", 1)
             try:
-                with _quiet():
+                with quiet_mlflow():
                     mv = self._client.get_model_version_by_alias(name, alias)
             except Exception as exc:
-                if _error_code(exc) not in (_MISSING, "INVALID_PARAMETER_VALUE"):
+                if error_code(exc) not in (_MISSING, "INVALID_PARAMETER_VALUE"):
                     raise
                 raise RegistryError(f"no version of '{name}' has the alias '{alias}'. "
                                     "Run crimecast models promote VERSION first.") from exc
         elif ref.startswith("models:/") and body.rpartition("/")[2].isdigit():
             name, _, number = body.rpartition("/")
             try:
-                with _quiet():
+                with quiet_mlflow():
                     mv = self._client.get_model_version(name, number)
             except Exception as exc:
-                if _error_code(exc) != _MISSING:
+                if error_code(exc) != _MISSING:
                     raise
                 raise self._no_such_version(number, name) from exc
         elif _RUN_ID.match(ref):
@@ -434,7 +330,7 @@ class ModelRegistry:
             raise RegistryError(f"cannot resolve '{ref}': use models:/NAME@ALIAS, "
                                 "models:/NAME/VERSION or a 32-character run id.")
         if ref.startswith("models:/"):
-            version, run_id, tags, model_uri = (int(mv.version), str(mv.run_id), _tags(mv.tags),
+            version, run_id, tags, model_uri = (int(mv.version), str(mv.run_id), as_tags(mv.tags),
                                                 str(mv.source))
         cache = self.state_dir / "cache" / run_id
         artifacts_dir = self._download(cache / "run", run_id=run_id)
@@ -452,7 +348,7 @@ class ModelRegistry:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
         try:
-            with self.activated(), _quiet():  # models:/<id> is looked up globally
+            with self.activated(), quiet_mlflow():  # models:/<id> is looked up globally
                 download_artifacts(artifact_uri=artifact_uri, run_id=run_id,
                                    artifact_path=None if artifact_uri else "",
                                    dst_path=str(tmp), tracking_uri=self.tracking_uri,
@@ -472,7 +368,7 @@ def _saved_model_dir(pyfunc_dir: Path) -> Path:
     """The crimecast model directory inside a downloaded pyfunc model."""
     from mlflow.models import Model
 
-    with _quiet():
+    with quiet_mlflow():
         flavor = Model.load(str(pyfunc_dir)).flavors.get("python_function", {})
     relative = flavor.get("artifacts", {}).get(MODEL_ARTIFACT, {}).get("path")
     if not relative:
