@@ -53,6 +53,7 @@ def main() -> None:
     ):
         timings, built = [], None
         for _ in range(RUNS):
+            built = None  # free the previous panel before building the next
             began = time.perf_counter()
             units = build_units(
                 config.spatial_unit, clean["lat"].to_numpy(), clean["lon"].to_numpy(),
