@@ -247,11 +247,6 @@ def attach_raw_values(quarantine: pl.DataFrame, raws: Sequence[RawTable]) -> pl.
     return conform(pl.concat(parts, how="vertical"), QUARANTINE_SCHEMA)
 
 
-def reasons_table() -> list[tuple[str, str]]:
-    """Return (code, meaning) for every cleaning rule, in check order."""
-    return list(REASONS.items())
-
-
 def report_json(report: CleanReport) -> dict[str, object]:
     """Return the report as a plain JSON-ready dict (key order as documented)."""
     return json.loads(report.model_dump_json())

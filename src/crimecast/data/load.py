@@ -14,6 +14,7 @@ import io
 import json
 import logging
 import zlib
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -241,7 +242,7 @@ def load_incidents(
     """
     if not paths:
         raise DataFileError("no data files given. Pass --data FILE (repeatable).")
-    repeated = sorted({str(p) for p in paths if list(map(str, paths)).count(str(p)) > 1})
+    repeated = sorted(p for p, n in Counter(map(str, paths)).items() if n > 1)
     if repeated:
         raise DataFileError(
             f"data file '{repeated[0]}' is given more than once. Pass each file once."

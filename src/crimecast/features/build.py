@@ -83,56 +83,58 @@ def _asof_matrices(
     """Every as-of count feature as a (units × bins) matrix, at issue rows."""
     hours = binning.bins_for
     pop = units.population
+    cache: dict[int, np.ndarray] = {}
+
+    def trailing(bins: int) -> np.ndarray:
+        # Several features share a window (e.g. 28 days, or 1 day = 1 bin for daily bins).
+        if bins not in cache:
+            cache[bins] = window_counts(events, grid, bins)
+        return cache[bins]
+
+    def days(n: float) -> int:
+        return hours(dt.timedelta(days=n))
+
     out: dict[str, np.ndarray] = {}
-    last_1 = window_counts(events, grid, 1)
-    out["count_last_bin"] = last_1
-    out["rate_last_bin"] = _per_1000(last_1, pop)
-    last_3 = window_counts(events, grid, 3)
-    out["count_last_3_mean"] = last_3 / 3
-    out["rate_last_3_mean"] = _per_1000(last_3 / 3, pop)
-    last_6 = window_counts(events, grid, 6)
-    out["count_last_6_sum"] = last_6
-    out["rate_last_6_sum"] = _per_1000(last_6, pop)
+    out["count_last_bin"] = trailing(1)
+    out["rate_last_bin"] = _per_1000(trailing(1), pop)
+    out["count_last_3_mean"] = trailing(3) / 3
+    out["rate_last_3_mean"] = _per_1000(trailing(3) / 3, pop)
+    out["count_last_6_sum"] = trailing(6)
+    out["rate_last_6_sum"] = _per_1000(trailing(6), pop)
     if binning.hours < 24:
-        out["rate_same_bin_yesterday"] = _per_1000(
-            lag_counts(events, grid, hours(dt.timedelta(days=1))), pop)
+        out["rate_same_bin_yesterday"] = _per_1000(lag_counts(events, grid, days(1)), pop)
     if binning.hours < 168:
-        out["count_same_bin_last_week"] = lag_counts(events, grid, hours(dt.timedelta(days=7)))
-    for name, days, per in (
+        out["count_same_bin_last_week"] = lag_counts(events, grid, days(7))
+    for name, window, per in (
         ("crime_rate_hourly", 7, 7 * 24), ("crime_rate_daily", 28, 28),
         ("crime_rate_monthly", 90, 3), ("crime_rate_yearly", 365, 1),
     ):
-        out[name] = _per_1000(window_counts(events, grid, hours(dt.timedelta(days=days))) / per,
-                              pop)
+        out[name] = _per_1000(trailing(days(window)) / per, pop)
     # Inputs of the naive baselines (prior counts, historical average, KDE), as of issue time.
-    month4 = window_counts(events, grid, hours(dt.timedelta(days=28)))
-    out["count_last_28d"] = month4
-    week_bins = hours(dt.timedelta(days=7))
+    out["count_last_28d"] = trailing(days(28))
     if binning.hours < 168:
-        same_slot = sum(lag_counts(events, grid, k * week_bins) for k in range(1, 5))
+        same_slot = sum(lag_counts(events, grid, k * days(7)) for k in range(1, 5))
     else:
-        same_slot = window_counts(events, grid, 4)
+        same_slot = trailing(4)
     out["hist_avg_same_slot"] = np.asarray(same_slot) / 4
-    bandwidth = _bandwidth(units, config)
-    out["kde_intensity_28d"] = np.asarray(units.kernel_weights(bandwidth) @ month4)
-    day = window_counts(events, grid, hours(dt.timedelta(days=1)))
-    out["neighbour_count_last_day"] = np.asarray(units.adjacency @ day)
-    week = window_counts(events, grid, hours(dt.timedelta(days=7)))
-    out["kde_intensity_7d"] = np.asarray(units.kernel_weights(bandwidth) @ week)
+    kernel = units.kernel_weights(_bandwidth(units, config))
+    out["kde_intensity_28d"] = np.asarray(kernel @ trailing(days(28)))
+    out["neighbour_count_last_day"] = np.asarray(units.adjacency @ trailing(days(1)))
+    out["kde_intensity_7d"] = np.asarray(kernel @ trailing(days(7)))
     lat, lon = events["lat"].to_numpy(), events["lon"].to_numpy()
     event_idx, unit_idx = units.within(lat, lon, config.near_repeat_radius_m)
     near = events[event_idx].with_columns(_u=pl.Series(unit_idx, dtype=pl.Int64))
     out["near_repeat_48h_400m"] = window_counts(
         near, grid, hours(dt.timedelta(hours=config.near_repeat_hours)))
-    month = hours(dt.timedelta(days=30))
-    total = window_counts(events, grid, month)
+    month = days(30)
+    total = trailing(month)
     for category in ("violent", "property"):
         counts = window_counts(events.filter(pl.col("category") == category), grid, month)
         out[f"{category}_count_30d"] = counts
         with np.errstate(divide="ignore", invalid="ignore"):
             out[f"{category}_share_30d"] = np.where(total > 0, counts / total, 0.0)
     out["_yesterday_known"] = day_window_counts(events, grid, binning)
-    settle = hours(dt.timedelta(days=config.settle_days))
+    settle = days(config.settle_days)
     out["_settled"] = occurrence_counts(events, grid, max_delay=1 + settle)
     return {k: v.astype(np.float32, copy=False) for k, v in out.items()}
 

@@ -78,11 +78,11 @@ def build_units_for(clean: pl.DataFrame, result: CleanResult, config: FeatureCon
 
 def run_features(
     paths: Sequence[str], schema: str, cleaning: CleaningConfig, config: FeatureConfig,
-    encoding: str = "utf-8", today: dt.date | None = None,
+    encoding: str = "utf-8", today: dt.date | None = None, train_share: float = 0.8,
 ) -> FeatureJobResult:
     """Clean the files and build the feature panel (no writing)."""
     cleaned = prepare_incidents(paths, schema, cleaning, encoding=encoding, today=today)
-    units = build_units_for(cleaned.clean, cleaned, config)
+    units = build_units_for(cleaned.clean, cleaned, config, train_share)
     features = build_features(cleaned.clean, units, config, weather=weather_for(cleaned.clean,
                                                                                 config))
     return FeatureJobResult(cleaned=cleaned, units=units, features=features)

@@ -16,12 +16,11 @@ import polars as pl
 
 from crimecast.config import CleaningConfig, FeatureConfig, ModelsConfig, PipelineConfig
 from crimecast.data.load import write_json, write_parquet
-from crimecast.data.prepare import prepare_incidents, write_clean_outputs
+from crimecast.data.prepare import write_clean_outputs
 from crimecast.evaluation.gate import decide_gate
 from crimecast.evaluation.predict import predictions_frame
 from crimecast.evaluation.report import build_evaluation_report
-from crimecast.features.build import build_features
-from crimecast.features.job import build_units_for, unit_table, weather_for, write_features
+from crimecast.features.job import run_features, unit_table, write_features
 from crimecast.models.baselines import BASELINES
 from crimecast.models.storage import load_model, save_model
 from crimecast.models.train import labelled_rows, train_models
@@ -43,13 +42,11 @@ def process(io: StepIO) -> dict[str, Any]:
     paths = [io.inputs[k] for k in sorted(io.inputs, key=lambda k: int(k.split("_")[1]))]
     cleaning = CleaningConfig.model_validate(io.params["cleaning"])
     features_config = FeatureConfig.model_validate(io.params["features"])
-    cleaned = prepare_incidents([str(p) for p in paths], io.params["schema"], cleaning,
-                                encoding=io.params["encoding"])
+    job = run_features([str(p) for p in paths], io.params["schema"], cleaning, features_config,
+                       encoding=io.params["encoding"],
+                       train_share=io.params["train_test_split_ratio"])
+    cleaned, units, built = job.cleaned, job.units, job.features
     write_clean_outputs(cleaned, io.out)
-    units = build_units_for(cleaned.clean, cleaned, features_config,
-                            io.params["train_test_split_ratio"])
-    built = build_features(cleaned.clean, units, features_config,
-                           weather=weather_for(cleaned.clean, features_config))
     built.meta["provenance"] = provenance_of(paths)
     built.meta["excluded_crime_types"] = cleaned.report.excluded_crime_types
     write_features(built, io.out)
