@@ -215,7 +215,7 @@ def demo(
     config: ConfigOpt = None,
 ) -> None:
     """Run the whole pipeline on the embedded (synthetic) data and show where it all is."""
-    from crimecast.cli_pipeline import run_with_progress
+    from crimecast.cli_pipeline import promote_demo_champion, run_with_progress
     from crimecast.data.generate import generate_incidents
     from crimecast.data.load import write_incidents, write_provenance
 
@@ -230,10 +230,11 @@ def demo(
             write_provenance(raw_path, _synthetic_provenance(first, last, seed))
         console.print(f"generated {frame.height:,} SYNTHETIC records -> {raw_path}")
     settings = settings.with_overrides("pipeline", runs_dir=str(out / "runs"))
-    run_with_progress(settings, [str(raw_path)], "lapd", tune=0)
+    summary = run_with_progress(settings, [str(raw_path)], "lapd", tune=0)
     state = (out / "runs" / ".mlflow").absolute()
     console.print("MLflow UI: [bold]mlflow ui --backend-store-uri "
                   f"sqlite:///{state}/mlflow.db --default-artifact-root {state}/mlartifacts[/]")
+    promote_demo_champion(summary, out / "runs")
 
 
 @app.command(context_settings={"allow_extra_args": True})
@@ -335,7 +336,8 @@ def backtest(
     from crimecast.cli_pipeline import apply_run_flags, render_backtest
     from crimecast.data.load import write_json, write_parquet
     from crimecast.evaluation.backtest import parse_origins, run_backtest
-    from crimecast.features.job import run_features, unit_table
+    from crimecast.features.job import run_features
+    from crimecast.features.unit_table import unit_table
 
     settings = apply_run_flags(
         _settings(config), model_type=model_type, use_smote=use_smote, split_ratio=None,
@@ -384,6 +386,10 @@ def _register_subcommands() -> None:
     models_app.command("list")(handle_errors(list_models))
     models_app.command("promote")(handle_errors(promote_model))
     app.add_typer(models_app, name="models")
+    from crimecast.cli_serving import predict, serve
+
+    app.command("serve")(handle_errors(serve))
+    app.command("predict")(handle_errors(predict))
 
 
 _register_subcommands()

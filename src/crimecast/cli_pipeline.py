@@ -39,7 +39,7 @@ def apply_run_flags(
     )
 
 
-def run_with_progress(settings: Settings, paths: list[str], schema: str, tune: int) -> None:
+def run_with_progress(settings: Settings, paths: list[str], schema: str, tune: int) -> Any:
     """Run the pipeline with a progress bar and print the summary table."""
     from crimecast.pipeline.run import STEP_NAMES, run_pipeline
 
@@ -58,6 +58,7 @@ def run_with_progress(settings: Settings, paths: list[str], schema: str, tune: i
         summary = run_pipeline(settings, paths, schema=schema, tune=tune, on_step=on_step)
     console.print(f"run directory: {summary.run_dir}")
     render_run_summary(summary, time.perf_counter() - began)
+    return summary
 
 
 def render_run_summary(summary: object, seconds: float) -> None:
@@ -147,3 +148,27 @@ def render_backtest(report: dict[str, Any], seconds: float) -> None:
         table.add_row(name, *("n/a" if v is None else f"{v:.4f}" for v in values))
     console.print(table)
     console.print(f"finished in {seconds:.1f} s")
+
+
+def promote_demo_champion(summary: Any, runs_dir: Path) -> None:
+    """The demo is a local sandbox: give its model the champion alias if none holds it,
+    then print how to serve it."""
+    from crimecast.registry.store import DEFAULT_ALIAS, ModelRegistry
+
+    registry = ModelRegistry(state_dir=runs_dir / ".mlflow")
+    champion = next((v for v in registry.list_versions() if DEFAULT_ALIAS in v.aliases), None)
+    version = summary.registration.get("version")
+    if champion is None and version is not None:
+        champion = registry.promote(int(version))
+        console.print(f"demo sandbox: promoted version {champion.version} to '{DEFAULT_ALIAS}' "
+                      "(in production a person reviews the card first)")
+    if champion is None:
+        console.print("no version holds the champion alias (the gate did not pass); serve "
+                      f"this run with: [bold]crimecast serve --runs-dir {runs_dir} --run "
+                      f"{summary.run_id}[/]")
+        return
+    console.print(f"serve the champion (version {champion.version}): "
+                  f"[bold]crimecast serve --runs-dir {runs_dir}[/]")
+    console.print("then open the map: [bold]http://localhost:8080/map[/]  (API docs: "
+                  "http://localhost:8080/docs)")
+

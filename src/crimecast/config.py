@@ -146,6 +146,22 @@ class PipelineConfig(FrozenModel):
     tracking_uri: str | None = None
 
 
+class ServingConfig(FrozenModel):
+    """``crimecast serve`` / ``predict``: binding, auth and request limits."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    model: str = "models:/crimecast-hotspots@champion"
+    token_env: str = "CRIMECAST_TOKEN"
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_rows: int = Field(default=10_000, ge=1)
+    # SageMaker ends an invocation after 60 s; answer first, with a clear 503.
+    request_timeout_s: float = Field(default=55.0, gt=0, le=60)
+    max_top: int = Field(default=1000, ge=1)
+    max_horizon_days: int = Field(default=7, ge=1, le=28)
+    cache_windows: int = Field(default=64, ge=1)
+
+
 class Settings(FrozenModel):
     """All configuration, as one typed object passed through crimecast."""
 
@@ -155,6 +171,7 @@ class Settings(FrozenModel):
     pipeline: PipelineConfig = PipelineConfig()
     features: FeatureConfig = FeatureConfig()
     models: ModelsConfig = ModelsConfig()
+    serving: ServingConfig = ServingConfig()
 
     def with_overrides(self, section: str, **values: Any) -> Settings:
         """Return a copy with ``values`` set on ``section``; None values are ignored.

@@ -63,3 +63,11 @@ class RegistryError(CrimecastError):
 
 class PipelineError(CrimecastError):
     """A pipeline step failed or its inputs are missing."""
+
+
+class ServingError(CrimecastError):
+    """The model server cannot answer a request; ``status`` is the HTTP status to send."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status

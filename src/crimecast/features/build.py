@@ -251,7 +251,7 @@ def _targets(
     return out
 
 
-def _per_bin_context(
+def per_bin_context(
     grid: PanelGrid, binning: TimeBinning, config: FeatureConfig,
     weather: pl.DataFrame | None, shift: int,
 ) -> pl.DataFrame:
@@ -277,7 +277,7 @@ def _assemble(
     config: FeatureConfig, weather: pl.DataFrame | None, shift: int,
 ) -> pl.DataFrame:
     """Build the unit-major frame: keys, per-unit and per-bin context, features, targets."""
-    per_bin = _per_bin_context(grid, binning, config, weather, shift)
+    per_bin = per_bin_context(grid, binning, config, weather, shift)
     data: dict[str, pl.Series] = {
         UNIT: pl.Series(np.repeat(np.arange(grid.n_units, dtype=np.int64), grid.n_bins)),
         BIN: pl.Series(np.tile(per_bin[BIN].to_numpy(), grid.n_units)),

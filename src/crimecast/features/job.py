@@ -94,16 +94,3 @@ def write_features(features: FeatureSet, out_dir: Path) -> dict[str, Path]:
     write_parquet(features.frame.drop("_u", "_b"), paths["features"])
     write_json(features.meta, paths["meta"])
     return paths
-
-
-def unit_table(units: UnitSet) -> pl.DataFrame:
-    """Units with region, population, area (km²) and WGS 84 geometry as WKT."""
-    import shapely
-
-    area = (np.full(len(units), (units.cell_size or 0) ** 2 / 1e6) if units.kind == "grid"
-            else shapely.area(units.projected) / 1e6)
-    return pl.DataFrame({
-        "unit_id": list(units.ids), "name": list(units.names), "region": list(units.region),
-        "population": units.population, "area_km2": area,
-        "wkt": shapely.to_wkt(units.geometries, rounding_precision=6).tolist(),
-    })

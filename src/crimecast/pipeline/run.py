@@ -93,7 +93,7 @@ def build_steps(settings: Settings, schema: str, data_files: Sequence[str], tune
         Step("register", steps.register,
              {"gate": "gate/gate.json", "evaluation": "evaluate/evaluation.json",
               "train_info": "train/train_info.json", "model": "train/model",
-              "features": "process/features.parquet",
+              "features": "process/features.parquet", "units": "process/units.parquet",
               "features_meta": "process/features_meta.json",
               "model_card": "card/model_card.json", "model_card_html": "card/model_card.html"},
              ("registration.json",),

@@ -20,7 +20,8 @@ from crimecast.data.prepare import write_clean_outputs
 from crimecast.evaluation.gate import decide_gate
 from crimecast.evaluation.predict import predictions_frame
 from crimecast.evaluation.report import build_evaluation_report
-from crimecast.features.job import run_features, unit_table, write_features
+from crimecast.features.job import run_features, write_features
+from crimecast.features.unit_table import unit_table
 from crimecast.models.baselines import BASELINES
 from crimecast.models.storage import load_model, save_model
 from crimecast.models.train import labelled_rows, train_models
@@ -70,6 +71,11 @@ def train(io: StepIO) -> dict[str, Any]:
     info = result.info()
     info["feature_importance"] = result.model.feature_importance()
     info["model_files"] = manifest["files"]
+    # What serving needs to rebuild the same features and validate requests.
+    info["feature_config"] = io.params["features"]
+    info["nullable_features"] = [name for name in result.features
+                                 if frame[name].null_count()
+                                 or frame[name].cast(pl.Float64).is_nan().any()]
     write_json(info, io.out / "train_info.json")
     return {"features": len(result.features), "threshold": result.threshold,
             "train_bins": result.split.train_end, "seconds": result.seconds}
@@ -189,8 +195,9 @@ def register(io: StepIO) -> dict[str, Any]:
         run_name=io.run_id,
         params={**io.params["flat_params"], "decision_threshold": info["decision_threshold"]},
         metrics={k.replace("@", "_at_").replace("%", "pct"): v for k, v in metrics.items()},
-        artifacts={name: io.inputs[name] for name in
-                   ("features_meta", "evaluation", "model_card", "model_card_html", "gate")},
+        artifacts={io.inputs[name].name: io.inputs[name] for name in
+                   ("features_meta", "evaluation", "model_card", "model_card_html", "gate",
+                    "train_info", "units")},
         model_dir=io.inputs["model"],
         input_example=example,
         tags={"crimecast_run_id": io.run_id, "gate": "passed" if decision["passed"] else

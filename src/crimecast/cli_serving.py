@@ -1,0 +1,148 @@
+"""CLI commands for serving: ``serve`` (the HTTP server) and ``predict`` (batch scoring).
+
+Registered on the main app by :mod:`crimecast.cli`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from crimecast.config import Settings
+from crimecast.errors import ConfigError
+
+err_console = Console(stderr=True)
+
+ModelOpt = Annotated[str | None, typer.Option(
+    "--model", help="models:/NAME@ALIAS, models:/NAME/VERSION or an MLflow run id "
+                    "(default: the champion).")]
+RunOpt = Annotated[str | None, typer.Option(
+    "--run", help="A crimecast run id (folder under --runs-dir) or an MLflow run id.")]
+ModelDirOpt = Annotated[Path | None, typer.Option(
+    "--model-dir", help="A model directory (e.g. SageMaker's /opt/ml/model).")]
+ServeDataOpt = Annotated[list[str] | None, typer.Option(
+    "--data", help="Data store for /hotspots: incident CSV(s) or a run's clean.parquet "
+                   "(default: the training run's cleaned events).")]
+RunsDirOpt = Annotated[Path | None, typer.Option(
+    "--runs-dir", help="Runs folder; the registry is <runs-dir>/.mlflow (default: runs).")]
+TrackingOpt = Annotated[str | None, typer.Option("--tracking-uri", help="MLflow tracking URI.")]
+
+
+def model_source(settings: Settings, model: str | None, run: str | None, model_dir: Path | None,
+                 runs_dir: Path | None, tracking_uri: str | None) -> object:
+    """The :class:`~crimecast.serving.server.ModelSource` the flags describe."""
+    from crimecast.serving.server import ModelSource
+
+    given = [name for name, value in (("--model", model), ("--run", run),
+                                      ("--model-dir", model_dir)) if value]
+    if len(given) > 1:
+        raise ConfigError(f"pass one of --model, --run or --model-dir; got {' and '.join(given)}.")
+    runs = runs_dir or Path(settings.pipeline.runs_dir)
+    tracking = tracking_uri or settings.pipeline.tracking_uri
+    return ModelSource(ref=model or run or settings.serving.model, model_dir=model_dir,
+                       state_dir=None if tracking else runs / ".mlflow",
+                       tracking_uri=tracking, runs_dir=runs)
+
+
+def serve(
+    model: ModelOpt = None, run: RunOpt = None, model_dir: ModelDirOpt = None,
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8080, SageMaker's).")] = None,
+    data: ServeDataOpt = None,
+    schema: Annotated[str | None, typer.Option(help="Schema of --data CSVs.")] = None,
+    token: Annotated[str | None, typer.Option(
+        help="Bearer token required on every request (default: $CRIMECAST_TOKEN).")] = None,
+    platform_auth: Annotated[bool, typer.Option(
+        "--platform-auth", help="The host platform authenticates callers (SageMaker IAM); "
+                                "allows a non-loopback bind without a token.")] = False,
+    runs_dir: RunsDirOpt = None, tracking_uri: TrackingOpt = None,
+    access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
+    config: Annotated[Path | None, typer.Option("--config", help="Config folder.")] = None,
+) -> None:
+    """Serve a model: /ping, /invocations (SageMaker), /hotspots, /map, /model."""
+    from crimecast.config import load_settings
+    from crimecast.serving.app import create_app
+    from crimecast.serving.server import ModelSource, loader_for, resolve_token, run_server
+
+    settings = load_settings(config)
+    cfg = settings.serving.model_copy(update={k: v for k, v in
+                                              {"host": host, "port": port}.items() if v})
+    bearer = resolve_token(cfg.host, token, cfg.token_env, platform_auth)
+    source = model_source(settings, model, run, model_dir, runs_dir, tracking_uri)
+    assert isinstance(source, ModelSource)
+    bundle = source.load()  # a wrong reference fails here, before the port opens
+    app = create_app(cfg, token=bearer, loader=loader_for(bundle, data or [], settings, schema))
+    shown = "localhost" if cfg.host in ("127.0.0.1", "::1") else cfg.host
+    err_console.print(f"serving {bundle.model_name} version {bundle.version} (run "
+                      f"{bundle.run_id}) on http://{shown}:{cfg.port}  map: "
+                      f"http://{shown}:{cfg.port}/map{'#token=...' if bearer else ''}  docs: "
+                      f"http://{shown}:{cfg.port}/docs", highlight=False, soft_wrap=True)
+    run_server(app, cfg.host, cfg.port, access_log=access_log)
+
+
+def predict(
+    at: Annotated[str, typer.Option("--at", help="Window start, local ISO time.")],
+    horizon: Annotated[str, typer.Option(help="Window length: 1h, 8h, 1d, 7d...")] = "8h",
+    top: Annotated[int, typer.Option(help="How many units to return.", min=1)] = 20,
+    fmt: Annotated[str, typer.Option("--format", help="geojson or csv (patrol boxes).")] =
+    "geojson",
+    out: Annotated[Path | None, typer.Option("--out", help="Output file (default: stdout).")] =
+    None,
+    model: ModelOpt = None, run: RunOpt = None, model_dir: ModelDirOpt = None,
+    data: ServeDataOpt = None,
+    schema: Annotated[str | None, typer.Option(help="Schema of --data CSVs.")] = None,
+    runs_dir: RunsDirOpt = None, tracking_uri: TrackingOpt = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Config folder.")] = None,
+) -> None:
+    """Batch-score the next period: GeoJSON hotspots or a patrol-box CSV for dispatch/CAD."""
+    from crimecast.config import load_settings
+    from crimecast.serving.forecast import Forecaster, parse_at
+    from crimecast.serving.geojson import (
+        UnitShapes,
+        feature_collection,
+        forecast_properties,
+        hotspot_features,
+        patrol_boxes,
+    )
+    from crimecast.serving.server import ModelSource, load_served
+
+    if fmt not in ("geojson", "csv"):
+        raise ConfigError(f"format must be geojson or csv; got '{fmt}'. Pass --format csv.")
+    moment = parse_at(at)
+    settings = load_settings(config)
+    source = model_source(settings, model, run, model_dir, runs_dir, tracking_uri)
+    assert isinstance(source, ModelSource)
+    loaded = load_served(source.load(), data or [], settings, schema)
+    bundle = loaded.bundle
+    if loaded.store is None or bundle.unit_table is None:
+        raise ConfigError("predict needs a data store: pass --data FILE (incident CSV or a "
+                          "run's clean.parquet).")
+    forecaster = Forecaster(bundle, loaded.store, loaded.weather,
+                            max_days=settings.serving.max_horizon_days)
+    forecast = forecaster.forecast(moment, horizon)
+    shapes = UnitShapes.from_table(bundle.unit_table)
+    audit = bundle.audit()
+    if fmt == "csv":
+        payload = patrol_boxes(forecast, shapes, top, audit).write_csv().encode()
+    else:
+        payload = feature_collection(
+            hotspot_features(forecast, shapes, audit)[:top],
+            forecast_properties(forecast, audit, bundle.threshold,
+                                bundle.feature_config.spatial_unit, top))
+    if out is None:
+        sys.stdout.buffer.write(payload if payload.endswith(b"\n") else payload + b"\n")
+        sys.stdout.flush()
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(payload)
+    logging.getLogger("crimecast").info("forecast computed in %.2f s", forecast.seconds)
+    err_console.print(f"{min(top, forecast.ranked.height)} units, window "
+                      f"{forecast.window_start:%Y-%m-%d %H:%M} to "
+                      f"{forecast.window_end:%Y-%m-%d %H:%M}, model {bundle.model_name} version "
+                      f"{bundle.version} (run {bundle.run_id})"
+                      + (f" -> {out}" if out else ""), highlight=False, soft_wrap=True)

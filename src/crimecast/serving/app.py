@@ -1,0 +1,198 @@
+"""The FastAPI application: SageMaker's ``/ping`` and ``/invocations``, plus
+``/hotspots`` (GeoJSON), ``/boundaries``, ``/map``, ``/model`` and ``/model/card``.
+
+Every bad request gets a 4xx whose ``detail`` names the problem; a request that
+would outlast SageMaker's 60 s invocation limit gets a 503 first.
+"""
+
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Literal, TypeVar
+
+import numpy as np
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from crimecast import __version__
+from crimecast.config import ServingConfig
+from crimecast.errors import ConfigError, CrimecastError, ServingError
+from crimecast.serving.forecast import Forecast, parse_at
+from crimecast.serving.geojson import feature_collection, forecast_properties, hotspot_features
+from crimecast.serving.guard import Guard
+from crimecast.serving.map_page import MAP_HTML
+from crimecast.serving.payload import CSV, JSON, RowReader, choose_output, format_scores, media_type
+from crimecast.serving.state import Loaded, ServerState
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+GEOJSON = "application/geo+json"
+INLINE_ROWS = 64  # score small payloads on the event loop: a thread hop costs more
+_ROW_SCHEMA: dict[str, Any] = {"type": "object",
+                               "additionalProperties": {"type": ["number", "null"]}}
+INVOCATIONS_BODY: dict[str, Any] = {
+    "requestBody": {"required": True, "content": {
+        JSON: {"schema": {"oneOf": [
+            {"type": "object", "properties": {"instances": {"type": "array",
+                                                            "items": _ROW_SCHEMA}}},
+            {"type": "array", "items": {"type": "array", "items": {"type": ["number",
+                                                                            "null"]}}},
+        ]}},
+        CSV: {"schema": {"type": "string"}},
+    }},
+}
+
+
+def create_app(config: ServingConfig, token: str | None = None,
+               loader: Callable[[], Loaded] | None = None,
+               loaded: Loaded | None = None) -> Any:
+    """Build the ASGI app. Pass ``loaded`` (ready now) or ``loader`` (run at start-up on a
+    thread; ``/ping`` answers 503 until it finishes). The result is wrapped in
+    :class:`~crimecast.serving.guard.Guard`; the FastAPI app is its ``.app``."""
+    state = ServerState(config)
+    if loaded is not None:
+        state.install(loaded)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if loader is not None and not state.ready:
+            state.load_in_background(loader)
+        yield
+
+    app = FastAPI(title="crimecast", version=__version__, lifespan=lifespan,
+                  description="Place-based crime hotspot forecasts (never about people). "
+                              "SageMaker inference contract plus a GeoJSON hotspot API.")
+    app.state.crimecast = state
+    responses: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+
+    async def bounded(func: Callable[[], T]) -> T:
+        try:
+            return await asyncio.wait_for(run_in_threadpool(func), config.request_timeout_s)
+        except TimeoutError:
+            raise ServingError(f"the request took longer than {config.request_timeout_s:g} s "
+                               "and was abandoned (SageMaker's limit is 60 s). Send fewer rows "
+                               "or a shorter horizon.", status=503) from None
+
+    def require_model() -> Loaded:
+        if state.loaded is None:
+            detail = (f"the model failed to load: {state.error}" if state.error
+                      else "the model is still loading; retry in a few seconds.")
+            raise ServingError(detail, status=503)
+        return state.loaded
+
+    @app.exception_handler(ServingError)
+    async def serving_error(_: Request, exc: ServingError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(CrimecastError)
+    async def crimecast_error(_: Request, exc: CrimecastError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.get("/ping", summary="Health check (SageMaker): 200 once a model is loaded")
+    async def ping() -> JSONResponse:
+        if state.loaded is None:
+            status = "failed" if state.error else "loading"
+            return JSONResponse({"status": status, "detail": state.error}, status_code=503)
+        return JSONResponse({"status": "ok", **state.loaded.bundle.audit()})
+
+    @app.post("/invocations", summary="Score feature rows (SageMaker inference contract)",
+              openapi_extra=INVOCATIONS_BODY, response_model=None)
+    async def invocations(request: Request) -> Response:
+        bundle = require_model().bundle
+        kind = choose_output(request.headers.get("accept"))
+        ctype = media_type(request.headers.get("content-type"))
+        if ctype not in (JSON, CSV):
+            raise ServingError(f"Content-Type must be application/json or text/csv; got "
+                               f"'{ctype or 'none'}'. Send Content-Type: text/csv.", status=415)
+        body = await request.body()
+        reader = RowReader(bundle.features, bundle.nullable, config.max_rows)
+        matrix = reader.read_json(body) if ctype == JSON else reader.read_csv(body)
+        if len(matrix) <= INLINE_ROWS:
+            scores = bundle.model.predict_proba(matrix)
+        else:
+            scores = await bounded(lambda: bundle.model.predict_proba(matrix))
+        audit = bundle.audit()
+        return Response(format_scores(np.asarray(scores), bundle.threshold, kind, audit),
+                        media_type=kind, headers={
+                            "X-Crimecast-Model-Version": str(audit["model_version"]),
+                            "X-Crimecast-Run-Id": str(audit["run_id"])})
+
+    @app.get("/hotspots", summary="Top-ranked units for a forecast window, as GeoJSON",
+             response_class=Response,
+             responses={200: {"content": {GEOJSON: {}}, "description": "FeatureCollection"}})
+    async def hotspots(
+        at: Annotated[str | None, Query(description="Local ISO time; default: now, or just "
+                                                    "after the data store's last event")] = None,
+        horizon: Annotated[str | None, Query(description="Window length: 1h, 8h, 1d, 7d",
+                                             max_length=8)] = None,
+        top: Annotated[int, Query(ge=1, le=config.max_top)] = 20,
+        unit: Annotated[Literal["area", "district", "grid", "h3"] | None, Query()] = None,
+    ) -> Response:
+        current = require_model()
+        bundle, summary = current.bundle, state.summary
+        if unit is not None and unit != bundle.feature_config.spatial_unit:
+            raise ServingError(f"unit must be the model's spatial unit "
+                               f"'{bundle.feature_config.spatial_unit}'; got '{unit}'. Serve a "
+                               f"model trained with --spatial-unit {unit} for {unit} forecasts.",
+                               status=422)
+        moment = parse_at(at) if at else parse_at(summary["default_at"])
+        window = horizon or summary["default_horizon"]
+        forecaster = state.forecaster
+        assert forecaster is not None
+        if forecaster.store is None or state.shapes is None:
+            raise ServingError("the server has no data store (or the model no unit table), so "
+                               "it cannot compute /hotspots. Start it with --data FILE (an "
+                               "incident CSV or a run's clean.parquet).", status=503)
+        key = (*forecaster.key(moment, window), top)
+        cached = responses.get(key)
+        if cached is not None:
+            return Response(cached, media_type=GEOJSON)
+        forecast: Forecast | None = forecaster.cached(moment, window)
+        if forecast is None:
+            forecast = await bounded(lambda: forecaster.forecast(moment, window))
+        audit = bundle.audit()
+        body = feature_collection(
+            hotspot_features(forecast, state.shapes, audit)[:top],
+            forecast_properties(forecast, audit, bundle.threshold,
+                                bundle.feature_config.spatial_unit, top))
+        responses[key] = body
+        while len(responses) > 4 * config.cache_windows:
+            responses.popitem(last=False)
+        return Response(body, media_type=GEOJSON)
+
+    @app.get("/boundaries", summary="Region outlines (units dissolved by region), GeoJSON",
+             response_class=Response)
+    async def outlines() -> Response:
+        require_model()
+        if state.outlines is None:
+            raise ServingError("the model has no unit table, so there is nothing to draw.",
+                               status=404)
+        return Response(state.outlines, media_type=GEOJSON)
+
+    @app.get("/map", summary="Offline map of the forecast hotspots (phone-friendly)",
+             response_class=HTMLResponse)
+    async def map_page() -> HTMLResponse:
+        return HTMLResponse(MAP_HTML)
+
+    @app.get("/model", summary="Summary of the model card")
+    async def model() -> JSONResponse:
+        require_model()
+        return JSONResponse(state.summary)
+
+    @app.get("/model/card", summary="The full model card (HTML)", response_class=HTMLResponse)
+    async def card() -> HTMLResponse:
+        html = require_model().bundle.card_html
+        if html is None:
+            raise ServingError("this model has no rendered model card.", status=404)
+        return HTMLResponse(html)
+
+    @app.exception_handler(ConfigError)
+    async def config_error(_: Request, exc: ConfigError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    return Guard(app, token, config.max_body_bytes)

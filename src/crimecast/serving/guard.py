@@ -1,0 +1,94 @@
+"""ASGI middleware in front of every route: bearer-token auth and a body-size limit.
+
+Written as plain ASGI (not Starlette's BaseHTTPMiddleware) so it adds
+microseconds, not milliseconds, to each request.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# /ping carries no data and is what SageMaker's health check calls; /map is a static
+# page whose scripts send the token (taken from the URL fragment) with every fetch.
+OPEN_PATHS = frozenset({"/ping", "/map"})
+
+
+class BodyTooLargeError(Exception):
+    """The request body passed the limit while being read."""
+
+
+async def _reply(send: Send, status: int, detail: str,
+                 headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()), *(headers or [])]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class Guard:
+    """Reject unauthenticated requests (401) and bodies over ``max_body_bytes`` (413)."""
+
+    def __init__(self, app: ASGIApp, token: str | None, max_body_bytes: int) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode() if token else None
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        if self.expected is not None and scope.get("path") not in OPEN_PATHS:
+            given = headers.get(b"authorization", b"")
+            if not hmac.compare_digest(given, self.expected):
+                await _reply(send, 401, "missing or wrong bearer token. Send the header "
+                             "Authorization: Bearer <token>.",
+                             [(b"www-authenticate", b'Bearer realm="crimecast"')])
+                return
+        declared = headers.get(b"content-length")
+        if declared is not None:
+            try:
+                size = int(declared)
+            except ValueError:
+                await _reply(send, 400, "Content-Length must be a whole number of bytes.")
+                return
+            if size > self.max_body_bytes:
+                await _reply(send, 413, self._too_large())
+                return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body_bytes:
+                    raise BodyTooLargeError
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLargeError:
+            if not started:
+                await _reply(send, 413, self._too_large())
+
+    def _too_large(self) -> str:
+        return (f"the request body is larger than the limit of {self.max_body_bytes:,} bytes. "
+                "Split it into smaller requests.")

@@ -1,0 +1,84 @@
+"""Starting the server: which model and data to load, the token rule, uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from crimecast.config import Settings
+from crimecast.errors import ServingError
+from crimecast.serving.bundle import ModelBundle, load_bundle, load_bundle_from_dir
+from crimecast.serving.state import Loaded
+from crimecast.serving.store import load_event_store
+
+logger = logging.getLogger(__name__)
+
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where the model comes from: a registry reference / run id, or a directory."""
+
+    ref: str | None = None
+    model_dir: Path | None = None
+    state_dir: Path | None = None
+    tracking_uri: str | None = None
+    runs_dir: Path | None = None
+
+    def load(self) -> ModelBundle:
+        """Load the bundle (registry, run folder or model directory)."""
+        if self.model_dir is not None:
+            return load_bundle_from_dir(self.model_dir)
+        return load_bundle(self.ref or "models:/crimecast-hotspots@champion",
+                           state_dir=self.state_dir, tracking_uri=self.tracking_uri,
+                           runs_dir=self.runs_dir)
+
+
+def resolve_token(host: str, token: str | None, token_env: str,
+                  platform_auth: bool = False) -> str | None:
+    """The bearer token to require, or None; refuses a non-loopback bind without one."""
+    token = token or os.environ.get(token_env) or None
+    if token is not None and len(token) < 16:
+        raise ServingError(f"the bearer token must be at least 16 characters; got "
+                           f"{len(token)}. Generate one with: python -c \"import secrets; "
+                           "print(secrets.token_urlsafe(32))\"")
+    if host not in LOOPBACK and token is None and not platform_auth:
+        raise ServingError(f"binding to {host} exposes the server beyond this machine, so it "
+                           f"needs a bearer token. Pass --token TOKEN or set {token_env}, or "
+                           "bind --host 127.0.0.1.")
+    return token
+
+
+def load_served(bundle: ModelBundle, data: Sequence[str], settings: Settings,
+                schema: str | None = None) -> Loaded:
+    """The model plus its data store (``data``, else the training run's clean events)."""
+    from crimecast.features.job import weather_for
+
+    paths = list(data) or ([str(bundle.data_hint)] if bundle.data_hint is not None else [])
+    if not paths:
+        logger.warning("no data store: /hotspots and /map need --data FILE; /invocations "
+                       "works without one")
+        return Loaded(bundle=bundle)
+    store = load_event_store(paths, schema or settings.data.schema_name, settings.cleaning,
+                             settings.data.encoding)
+    return Loaded(bundle=bundle, store=store,
+                  weather=weather_for(store.events, bundle.feature_config))
+
+
+def loader_for(bundle: ModelBundle, data: Sequence[str], settings: Settings,
+               schema: str | None = None) -> Callable[[], Loaded]:
+    """A loader for :func:`~crimecast.serving.app.create_app` (runs on a thread)."""
+    return lambda: load_served(bundle, data, settings, schema)
+
+
+def run_server(app: Any, host: str, port: int, access_log: bool = False) -> None:
+    """Serve ``app`` with uvicorn (uvloop and httptools when installed) until interrupted."""
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log,
+                timeout_keep_alive=75, server_header=False)

@@ -1,0 +1,142 @@
+"""What the server holds once loaded, and the ``/model`` summary built from it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from crimecast.config import ServingConfig
+from crimecast.features.timebins import STEPS_HOURS, TimeBinning
+from crimecast.serving.bundle import ModelBundle
+from crimecast.serving.forecast import Forecaster
+from crimecast.serving.geojson import UnitShapes, boundaries
+from crimecast.serving.store import EventStore
+
+logger = logging.getLogger(__name__)
+
+HORIZON_CHOICES = ("1h", "8h", "12h", "1d", "7d")
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """The result of loading: a model, and optionally a data store and weather."""
+
+    bundle: ModelBundle
+    store: EventStore | None = None
+    weather: pl.DataFrame | None = None
+
+
+class ServerState:
+    """Everything the routes read. ``ready`` turns True once the model is loaded."""
+
+    def __init__(self, config: ServingConfig) -> None:
+        self.config = config
+        self.loaded: Loaded | None = None
+        self.forecaster: Forecaster | None = None
+        self.shapes: UnitShapes | None = None
+        self.outlines: bytes | None = None
+        self.summary: dict[str, Any] = {}
+        self.error: str | None = None
+        self._done = threading.Event()
+
+    @property
+    def ready(self) -> bool:
+        """True once a model is loaded."""
+        return self.loaded is not None
+
+    def install(self, loaded: Loaded) -> None:
+        """Make ``loaded`` the served model (precomputes shapes and the summary)."""
+        import json
+
+        bundle = loaded.bundle
+        self.forecaster = Forecaster(bundle, loaded.store, loaded.weather,
+                                     self.config.cache_windows, self.config.max_horizon_days)
+        if bundle.unit_table is not None:
+            self.shapes = UnitShapes.from_table(bundle.unit_table)
+            self.outlines = json.dumps(boundaries(bundle.unit_table),
+                                       separators=(",", ":")).encode()
+        self.summary = model_summary(loaded, self.config)
+        self.loaded = loaded
+        self._done.set()
+
+    def load_in_background(self, loader: Callable[[], Loaded]) -> threading.Thread:
+        """Run ``loader`` on a thread; ``/ping`` answers 503 until it finishes."""
+
+        def work() -> None:
+            try:
+                self.install(loader())
+            except Exception as exc:  # reported by /ping and the log, never raised
+                self.error = f"{type(exc).__name__}: {exc}"
+                logger.error("could not load the model: %s", self.error)
+                self._done.set()
+
+        thread = threading.Thread(target=work, name="crimecast-loader", daemon=True)
+        thread.start()
+        return thread
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until loading finished (successfully or not)."""
+        return self._done.wait(timeout)
+
+
+def horizons_for(time_bin: str, max_days: int) -> list[str]:
+    """The horizons offered for a model's bin (multiples of it, up to ``max_days``)."""
+    hours = STEPS_HOURS[time_bin]
+    choices = [h for h in HORIZON_CHOICES
+               if (n := STEPS_HOURS[h]) % hours == 0 and n <= max_days * 24]
+    return choices or [time_bin]
+
+
+def default_at(store: EventStore | None, binning: TimeBinning) -> dt.datetime:
+    """Now, or (for a data store that ends earlier) the bin after its last event."""
+    now = dt.datetime.now().replace(second=0, microsecond=0)
+    last = store.last if store is not None else None
+    if last is None or last >= now - dt.timedelta(days=2):
+        return binning.start_of(binning.index_of(now))
+    return binning.start_of(binning.index_of(last) + 1)
+
+
+def model_summary(loaded: Loaded, config: ServingConfig) -> dict[str, Any]:
+    """The ``/model`` document: identity, metrics, gate, intended use, data."""
+    bundle = loaded.bundle
+    cfg = bundle.feature_config
+    binning = TimeBinning(cfg.time_bin, cfg.shift_start_hour)
+    card = bundle.card or {}
+    evaluation = bundle.evaluation or {}
+    intended = card.get("intended_uses", {})
+    metrics = {k: v.get("value") for k, v in
+               evaluation.get("binary_classification_metrics", {}).items()}
+    hotspot = {k: v.get("value") for k, v in evaluation.get("hotspot_metrics", {}).items()
+               if isinstance(v, dict)}
+    per_area = {region: {k: m.get("value") for k, m in
+                         values.get("binary_classification_metrics", {}).items()}
+                for region, values in evaluation.get("per_area", {}).get("regions", {}).items()}
+    custom = card.get("additional_information", {}).get("custom_details", {})
+    horizons = horizons_for(cfg.time_bin, config.max_horizon_days)
+    return {
+        **bundle.audit(), "source": bundle.source,
+        "model_type": bundle.model.model_type, "decision_threshold": bundle.threshold,
+        "features": bundle.features, "nullable_features": sorted(bundle.nullable),
+        "spatial_unit": cfg.spatial_unit, "time_bin": cfg.time_bin,
+        "lead_bins": cfg.horizon, "label": cfg.label,
+        "units": len(bundle.units) if bundle.units is not None else None,
+        "metrics": metrics, "hotspot_metrics": hotspot, "metrics_by_area": per_area,
+        "gate": custom.get("gate"), "risk_rating": intended.get("risk_rating"),
+        "intended_uses": intended.get("intended_uses"),
+        "purpose": intended.get("purpose_of_model"),
+        "synthetic_data": evaluation.get("data", {}).get("synthetic"),
+        "training_sources": evaluation.get("data", {}).get("sources"),
+        "data_store": loaded.store.summary() if loaded.store is not None else None,
+        "horizons": horizons,
+        "default_horizon": "8h" if "8h" in horizons else horizons[0],
+        "default_at": default_at(loaded.store, binning).isoformat(timespec="minutes"),
+        "card_url": "/model/card" if bundle.card_html else None,
+        "limits": {"max_rows": config.max_rows, "max_body_bytes": config.max_body_bytes,
+                   "max_top": config.max_top, "request_timeout_s": config.request_timeout_s},
+    }
