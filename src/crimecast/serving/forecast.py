@@ -45,6 +45,8 @@ logger = logging.getLogger(__name__)
 _HORIZON = re.compile(r"^(\d{1,4})(h|d|w)$")
 _UNIT_HOURS = {"h": 1, "d": 24, "w": 168}
 EXPECTED_PERIODS = 4
+MIN_AT = dt.datetime(1970, 1, 1)
+MAX_AT = dt.datetime(2100, 1, 1)
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,6 +76,9 @@ def parse_at(text: str) -> dt.datetime:
         raise ConfigError(f"at must be a local time without a UTC offset (the data's own "
                           f"clock); got '{text}'. Pass {moment.replace(tzinfo=None).isoformat()}"
                           " in local time.")
+    if not MIN_AT <= moment < MAX_AT:
+        raise ConfigError(f"at must be between {MIN_AT:%Y-%m-%d} and {MAX_AT:%Y-%m-%d}; got "
+                          f"'{text}'. Pass a date-time near the data.")
     return moment
 
 

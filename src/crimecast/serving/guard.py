@@ -11,6 +11,8 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from crimecast.errors import ServingError
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -22,8 +24,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 OPEN_PATHS = frozenset({"/ping", "/map"})
 
 
-class BodyTooLargeError(Exception):
-    """The request body passed the limit while being read."""
+class BodyTooLargeError(ServingError):
+    """The request body passed the limit while being read (no Content-Length given)."""
 
 
 async def _reply(send: Send, status: int, detail: str,
@@ -74,7 +76,8 @@ class Guard:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_body_bytes:
-                    raise BodyTooLargeError
+                    # The app's ServingError handler turns this into the 413 answer.
+                    raise BodyTooLargeError(self._too_large(), status=413)
             return message
 
         async def tracking_send(message: Message) -> None:

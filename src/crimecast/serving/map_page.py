@@ -97,7 +97,12 @@ async function getJSON(url) {
   const text = await r.text();
   let doc = null;
   try { doc = JSON.parse(text); } catch (e) { doc = {detail: text}; }
-  if (!r.ok) throw new Error((doc && doc.detail) || ("HTTP " + r.status));
+  if (!r.ok) {
+    const detail = doc && doc.detail;
+    throw new Error(Array.isArray(detail)
+      ? detail.map(d => (d.loc || []).slice(-1) + ": " + d.msg).join("; ")
+      : (detail || ("HTTP " + r.status)));
+  }
   return doc;
 }
 function rings(geom) {

@@ -1,0 +1,84 @@
+"""Parsing /invocations payloads: round trips (property tests) and exact errors."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crimecast.errors import ServingError
+from crimecast.serving.payload import CSV, JSON, RowReader, choose_output, format_scores
+
+FEATURES = ["a", "b", "c"]
+reader = RowReader(FEATURES, frozenset({"c"}), max_rows=50)
+values = st.floats(allow_nan=False, allow_infinity=False, width=32)
+rows = st.lists(st.tuples(values, values, values | st.none()), min_size=1, max_size=50)
+
+
+def expected(data: list[tuple[float, float, float | None]]) -> np.ndarray:
+    return np.asarray([[a, b, math.nan if c is None else c] for a, b, c in data],
+                      dtype=np.float32)
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=rows)
+def test_csv_json_and_header_forms_read_the_same_matrix(data: list) -> None:
+    want = expected(data)
+    csv_text = "\n".join(f"{a!r},{b!r},{'' if c is None else repr(c)}" for a, b, c in data)
+    objects = [{"c": c, "a": a, "b": b} for a, b, c in data]
+    for got in (reader.read_csv(csv_text.encode()),
+                reader.read_csv(("c,a,b\n" + "\n".join(
+                    f"{'' if c is None else repr(c)},{a!r},{b!r}" for a, b, c in data)).encode()),
+                reader.read_json(json.dumps({"instances": objects}).encode()),
+                reader.read_json(json.dumps([list(r) for r in data]).encode())):
+        np.testing.assert_array_equal(got, want)
+
+
+@settings(max_examples=50, deadline=None)
+@given(scores=st.lists(st.floats(0, 1), min_size=1, max_size=20), threshold=st.floats(0, 1))
+def test_formatted_scores_flag_exactly_the_rows_at_or_above_the_threshold(
+        scores: list[float], threshold: float) -> None:
+    array = np.asarray(scores)
+    doc = json.loads(format_scores(array, threshold, JSON, {"run_id": "r"}))
+    assert [p["hotspot"] for p in doc["predictions"]] == [s >= threshold for s in scores]
+    lines = format_scores(array, threshold, CSV, {}).decode().splitlines()
+    assert [int(line.split(",")[1]) for line in lines] == [int(s >= threshold) for s in scores]
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (b"1,2", "row 1 has 2 values; the model expects 3 (GET /model lists them in order)."),
+    (b"1,x,3", "row 1, feature 'b': expected a number; got 'x'."),
+    (b",2,3", "row 1, feature 'a' is missing (null or NaN), but the model was trained without "
+              "missing values for it. Send a number."),
+    (b"a,a,b\n1,2,3", "the columns must name every model feature once; missing ['c'], unknown "
+                      "[]. GET /model lists them."),
+    (b"\xff\xfe", "the CSV body is not UTF-8 text. Send UTF-8 encoded CSV."),
+    (b"\n\n", "the payload has no rows; send at least one row of features."),
+    (("1,2,3\n" * 51).encode(), "the payload has 51 rows, more than the limit of 50. Split it "
+                                "into smaller requests."),
+])
+def test_csv_errors_are_exact(body: bytes, message: str) -> None:
+    with pytest.raises(ServingError) as err:
+        reader.read_csv(body)
+    assert str(err.value) == message
+
+
+def test_json_numbers_too_large_for_a_float_are_refused() -> None:
+    with pytest.raises(ServingError) as err:
+        reader.read_json(b'[[1e400, 1, 1]]')
+    assert str(err.value) == "row 1, feature 'a' is inf; values must be finite numbers."
+    with pytest.raises(ServingError) as err:
+        reader.read_json(json.dumps([[10**400, 1, 1]]).encode())
+    assert str(err.value) == "row 1, feature 'a' is inf; values must be finite numbers."
+
+
+@pytest.mark.parametrize(("accept", "kind"), [
+    (None, JSON), ("*/*", JSON), ("text/csv", CSV), ("text/csv;q=0.9, application/json", CSV),
+    ("application/json; charset=utf-8", JSON), ("text/*", CSV),
+])
+def test_accept_header_choices(accept: str | None, kind: str) -> None:
+    assert choose_output(accept) == kind
