@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -16,11 +16,18 @@ from rich.console import Console
 from crimecast.config import Settings
 from crimecast.errors import ConfigError
 
+if TYPE_CHECKING:
+    from crimecast.serving.server import ModelSource
+
 err_console = Console(stderr=True)
 
 ModelOpt = Annotated[str | None, typer.Option(
     "--model", help="models:/NAME@ALIAS, models:/NAME/VERSION or an MLflow run id "
                     "(default: the champion).")]
+ModelsOpt = Annotated[list[str] | None, typer.Option(
+    "--model", help="models:/NAME@ALIAS, models:/NAME/VERSION or an MLflow run id (default: "
+                    "the champion). Repeat for models of other spatial units (area, grid): "
+                    "the first also answers /invocations.")]
 RunOpt = Annotated[str | None, typer.Option(
     "--run", help="A crimecast run id (folder under --runs-dir) or an MLflow run id.")]
 ModelDirOpt = Annotated[Path | None, typer.Option(
@@ -33,24 +40,26 @@ RunsDirOpt = Annotated[Path | None, typer.Option(
 TrackingOpt = Annotated[str | None, typer.Option("--tracking-uri", help="MLflow tracking URI.")]
 
 
-def model_source(settings: Settings, model: str | None, run: str | None, model_dir: Path | None,
-                 runs_dir: Path | None, tracking_uri: str | None) -> object:
-    """The :class:`~crimecast.serving.server.ModelSource` the flags describe."""
+def model_sources(settings: Settings, models: list[str], run: str | None,
+                  model_dir: Path | None, runs_dir: Path | None,
+                  tracking_uri: str | None) -> list[ModelSource]:
+    """The model sources the flags describe (the first is the primary model)."""
     from crimecast.serving.server import ModelSource
 
-    given = [name for name, value in (("--model", model), ("--run", run),
+    given = [name for name, value in (("--model", models), ("--run", run),
                                       ("--model-dir", model_dir)) if value]
     if len(given) > 1:
         raise ConfigError(f"pass one of --model, --run or --model-dir; got {' and '.join(given)}.")
     runs = runs_dir or Path(settings.pipeline.runs_dir)
     tracking = tracking_uri or settings.pipeline.tracking_uri
-    return ModelSource(ref=model or run or settings.serving.model, model_dir=model_dir,
-                       state_dir=None if tracking else runs / ".mlflow",
-                       tracking_uri=tracking, runs_dir=runs)
+    refs = models or [run or settings.serving.model]
+    return [ModelSource(ref=ref, model_dir=model_dir,
+                        state_dir=None if tracking else runs / ".mlflow",
+                        tracking_uri=tracking, runs_dir=runs) for ref in refs]
 
 
 def serve(
-    model: ModelOpt = None, run: RunOpt = None, model_dir: ModelDirOpt = None,
+    model: ModelsOpt = None, run: RunOpt = None, model_dir: ModelDirOpt = None,
     host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8080, SageMaker's).")] = None,
     data: ServeDataOpt = None,
@@ -67,16 +76,17 @@ def serve(
     """Serve a model: /ping, /invocations (SageMaker), /hotspots, /map, /model."""
     from crimecast.config import load_settings
     from crimecast.serving.app import create_app
-    from crimecast.serving.server import ModelSource, loader_for, resolve_token, run_server
+    from crimecast.serving.server import check_units, loader_for, resolve_token, run_server
 
     settings = load_settings(config)
     cfg = settings.serving.model_copy(update={k: v for k, v in
                                               {"host": host, "port": port}.items() if v})
     bearer = resolve_token(cfg.host, token, cfg.token_env, platform_auth)
-    source = model_source(settings, model, run, model_dir, runs_dir, tracking_uri)
-    assert isinstance(source, ModelSource)
-    bundle = source.load()  # a wrong reference fails here, before the port opens
-    app = create_app(cfg, token=bearer, loader=loader_for(bundle, data or [], settings, schema))
+    sources = model_sources(settings, model or [], run, model_dir, runs_dir, tracking_uri)
+    bundles = [source.load() for source in sources]  # bad references fail before the port opens
+    check_units(bundles)
+    bundle = bundles[0]
+    app = create_app(cfg, token=bearer, loader=loader_for(bundles, data or [], settings, schema))
     shown = "localhost" if cfg.host in ("127.0.0.1", "::1") else cfg.host
     err_console.print(f"serving {bundle.model_name} version {bundle.version} (run "
                       f"{bundle.run_id}) on http://{shown}:{cfg.port}  map: "
@@ -109,15 +119,15 @@ def predict(
         hotspot_features,
         patrol_boxes,
     )
-    from crimecast.serving.server import ModelSource, load_served
+    from crimecast.serving.server import load_served
 
     if fmt not in ("geojson", "csv"):
         raise ConfigError(f"format must be geojson or csv; got '{fmt}'. Pass --format csv.")
     moment = parse_at(at)
     settings = load_settings(config)
-    source = model_source(settings, model, run, model_dir, runs_dir, tracking_uri)
-    assert isinstance(source, ModelSource)
-    loaded = load_served(source.load(), data or [], settings, schema)
+    sources = model_sources(settings, [model] if model else [], run, model_dir, runs_dir,
+                            tracking_uri)
+    loaded = load_served([sources[0].load()], data or [], settings, schema)
     bundle = loaded.bundle
     if loaded.store is None or bundle.unit_table is None:
         raise ConfigError("predict needs a data store: pass --data FILE (incident CSV or a "

@@ -65,7 +65,7 @@ def bundle(served_run: ServedRun) -> ModelBundle:
 
 @pytest.fixture(scope="session")
 def loaded(bundle: ModelBundle, served_run: ServedRun) -> Loaded:
-    return load_served(bundle, [], served_run.settings)
+    return load_served([bundle], [], served_run.settings)
 
 
 def free_port() -> int:
@@ -113,3 +113,13 @@ def shared_server(loaded: Loaded) -> Iterator[LiveServer]:
     """One server for the read-only HTTP tests (the champion, the run's data store)."""
     with LiveServer(create_app(ServingConfig(), loaded=loaded)) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def grid_bundle(served_run: ServedRun) -> ModelBundle:
+    """A second model on the same data: 3 km grid cells by day (served from its run folder)."""
+    settings = served_run.settings.with_overrides(
+        "features", spatial_unit="grid", cell_size=3000.0, time_bin="1d")
+    summary = run_pipeline(settings, [str(served_run.data_file)], schema="lapd",
+                           bootstrap_resamples=10)
+    return load_bundle(summary.run_id, runs_dir=served_run.runs)

@@ -266,8 +266,9 @@ def test_hotspots_geojson_ranks_units_with_audit_fields(shared_server: LiveServe
     ({"at": "2023-08-01T06:00+02:00"}, "at must be a local time without a UTC offset (the "
                                        "data's own clock); got '2023-08-01T06:00+02:00'. "
                                        "Pass 2023-08-01T06:00:00 in local time."),
-    ({"unit": "grid"}, "unit must be the model's spatial unit 'area'; got 'grid'. Serve a "
-                       "model trained with --spatial-unit grid for grid forecasts."),
+    ({"unit": "grid"}, "unit must be one of the served spatial units ['area']; got 'grid'. "
+                       "Start the server with another --model trained with --spatial-unit "
+                       "grid."),
 ])
 def test_hotspots_rejects_bad_queries(shared_server: LiveServer, params: dict,
                                       detail: str) -> None:

@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 GEOJSON = "application/geo+json"
-INLINE_ROWS = 64  # score small payloads on the event loop: a thread hop costs more
+INLINE_BYTES = 16 * 1024  # score small bodies on the event loop: a thread hop costs more
 _ROW_SCHEMA: dict[str, Any] = {"type": "object",
                                "additionalProperties": {"type": ["number", "null"]}}
 INVOCATIONS_BODY: dict[str, Any] = {
@@ -111,14 +111,17 @@ def create_app(config: ServingConfig, token: str | None = None,
                                f"'{ctype or 'none'}'. Send Content-Type: text/csv.", status=415)
         body = await request.body()
         reader = RowReader(bundle.features, bundle.nullable, config.max_rows)
-        matrix = reader.read_json(body) if ctype == JSON else reader.read_csv(body)
-        if len(matrix) <= INLINE_ROWS:
-            scores = bundle.model.predict_proba(matrix)
-        else:
-            scores = await bounded(lambda: bundle.model.predict_proba(matrix))
         audit = bundle.audit()
-        return Response(format_scores(np.asarray(scores), bundle.threshold, kind, audit),
-                        media_type=kind, headers={
+
+        def score() -> bytes:
+            matrix = reader.read_json(body) if ctype == JSON else reader.read_csv(body)
+            scores = np.asarray(bundle.model.predict_proba(matrix))
+            return format_scores(scores, bundle.threshold, kind, audit)
+
+        # Parsing a big body costs more than scoring it: keep it off the event loop, so
+        # one 1,000-row request does not stall the single-row requests behind it.
+        answer = score() if len(body) <= INLINE_BYTES else await bounded(score)
+        return Response(answer, media_type=kind, headers={
                             "X-Crimecast-Model-Version": str(audit["model_version"]),
                             "X-Crimecast-Run-Id": str(audit["run_id"])})
 
@@ -133,22 +136,22 @@ def create_app(config: ServingConfig, token: str | None = None,
         top: Annotated[int, Query(ge=1, le=config.max_top)] = 20,
         unit: Annotated[Literal["area", "district", "grid", "h3"] | None, Query()] = None,
     ) -> Response:
-        current = require_model()
-        bundle, summary = current.bundle, state.summary
-        if unit is not None and unit != bundle.feature_config.spatial_unit:
-            raise ServingError(f"unit must be the model's spatial unit "
-                               f"'{bundle.feature_config.spatial_unit}'; got '{unit}'. Serve a "
-                               f"model trained with --spatial-unit {unit} for {unit} forecasts.",
+        require_model()
+        view = state.views.get(unit or state.primary_unit or "")
+        if view is None:
+            raise ServingError(f"unit must be one of the served spatial units "
+                               f"{sorted(state.views)}; got '{unit}'. Start the server with "
+                               f"another --model trained with --spatial-unit {unit}.",
                                status=422)
-        moment = parse_at(at) if at else parse_at(summary["default_at"])
-        window = horizon or summary["default_horizon"]
-        forecaster = state.forecaster
-        assert forecaster is not None
-        if forecaster.store is None or state.shapes is None:
+        bundle, forecaster = view.bundle, view.forecaster
+        moment = parse_at(at) if at else parse_at(view.default_at)
+        window = horizon or view.default_horizon
+        if forecaster.store is None or view.shapes is None:
             raise ServingError("the server has no data store (or the model no unit table), so "
                                "it cannot compute /hotspots. Start it with --data FILE (an "
                                "incident CSV or a run's clean.parquet).", status=503)
-        key = (*forecaster.key(moment, window), top)
+        shapes = view.shapes
+        key = (bundle.feature_config.spatial_unit, *forecaster.key(moment, window), top)
         cached = responses.get(key)
         if cached is not None:
             return Response(cached, media_type=GEOJSON)
@@ -157,7 +160,7 @@ def create_app(config: ServingConfig, token: str | None = None,
             forecast = await bounded(lambda: forecaster.forecast(moment, window))
         audit = bundle.audit()
         body = feature_collection(
-            hotspot_features(forecast, state.shapes, audit)[:top],
+            hotspot_features(forecast, shapes, audit)[:top],
             forecast_properties(forecast, audit, bundle.threshold,
                                 bundle.feature_config.spatial_unit, top))
         responses[key] = body

@@ -66,6 +66,7 @@ MAP_HTML = """<!doctype html>
 </header>
 <form id="controls">
   <label>Start of window <input type="datetime-local" id="at" step="3600"></label>
+  <label id="unitbox" hidden>Places <select id="unit"></select></label>
   <label>Horizon <select id="horizon"></select></label>
   <label>Top <input type="number" id="top" min="1" max="1000" value="20" style="width:5em"></label>
   <button type="submit">Update</button>
@@ -210,6 +211,7 @@ async function refresh() {
   document.body.dataset.state = "loading";
   const q = new URLSearchParams({at: document.getElementById("at").value,
     horizon: document.getElementById("horizon").value, top: document.getElementById("top").value});
+  if (document.getElementById("unit").value) q.set("unit", document.getElementById("unit").value);
   try {
     drawHotspots(await getJSON("/hotspots?" + q));
     document.body.dataset.state = "ready";
@@ -225,10 +227,19 @@ async function start() {
       model.model_version + " \\u00b7 " + model.model_type + " \\u00b7 " + model.spatial_unit +
       " x " + model.time_bin + " \\u00b7 risk rating " + model.risk_rating;
     document.getElementById("synthetic").hidden = !model.synthetic_data;
-    const select = document.getElementById("horizon");
-    select.replaceChildren(...model.horizons.map(h => new Option(h, h, false,
-                                                                 h === model.default_horizon)));
+    const select = document.getElementById("horizon"), units = document.getElementById("unit");
+    const choices = model.spatial_units || {};
+    const setHorizons = info => select.replaceChildren(...info.horizons.map(
+      h => new Option(h, h, false, h === info.default_horizon)));
+    units.replaceChildren(...Object.keys(choices).map(
+      u => new Option(u + " (" + choices[u].time_bin + ")", u, false, u === model.spatial_unit)));
+    document.getElementById("unitbox").hidden = Object.keys(choices).length < 2;
+    units.addEventListener("change", () => setHorizons(choices[units.value]));
+    setHorizons(model);
     const params = new URLSearchParams(location.search);
+    if (params.get("unit") && choices[params.get("unit")]) {
+      units.value = params.get("unit"); setHorizons(choices[units.value]);
+    }
     document.getElementById("at").value = (params.get("at") || model.default_at).slice(0, 16);
     if (params.get("horizon")) select.value = params.get("horizon");
     if (params.get("top")) document.getElementById("top").value = params.get("top");

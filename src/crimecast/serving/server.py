@@ -54,26 +54,39 @@ def resolve_token(host: str, token: str | None, token_env: str,
     return token
 
 
-def load_served(bundle: ModelBundle, data: Sequence[str], settings: Settings,
+def check_units(bundles: Sequence[ModelBundle]) -> None:
+    """One model per spatial unit (``/hotspots?unit=`` picks among them)."""
+    units = [b.feature_config.spatial_unit for b in bundles]
+    repeated = sorted({u for u in units if units.count(u) > 1})
+    if repeated:
+        raise ServingError(f"each --model must forecast a different spatial unit; "
+                           f"{repeated[0]!r} is given {units.count(repeated[0])} times. "
+                           "Pass one model per spatial unit.")
+
+
+def load_served(bundles: Sequence[ModelBundle], data: Sequence[str], settings: Settings,
                 schema: str | None = None) -> Loaded:
-    """The model plus its data store (``data``, else the training run's clean events)."""
+    """The models plus one data store (``data``, else the first model's training events)."""
     from crimecast.features.job import weather_for
 
-    paths = list(data) or ([str(bundle.data_hint)] if bundle.data_hint is not None else [])
+    check_units(bundles)
+    primary, others = bundles[0], tuple(bundles[1:])
+    hint = next((b.data_hint for b in bundles if b.data_hint is not None), None)
+    paths = list(data) or ([str(hint)] if hint is not None else [])
     if not paths:
         logger.warning("no data store: /hotspots and /map need --data FILE; /invocations "
                        "works without one")
-        return Loaded(bundle=bundle)
+        return Loaded(bundle=primary, others=others)
     store = load_event_store(paths, schema or settings.data.schema_name, settings.cleaning,
                              settings.data.encoding)
-    return Loaded(bundle=bundle, store=store,
-                  weather=weather_for(store.events, bundle.feature_config))
+    return Loaded(bundle=primary, store=store, others=others,
+                  weather=weather_for(store.events, primary.feature_config))
 
 
-def loader_for(bundle: ModelBundle, data: Sequence[str], settings: Settings,
+def loader_for(bundles: Sequence[ModelBundle], data: Sequence[str], settings: Settings,
                schema: str | None = None) -> Callable[[], Loaded]:
     """A loader for :func:`~crimecast.serving.app.create_app` (runs on a thread)."""
-    return lambda: load_served(bundle, data, settings, schema)
+    return lambda: load_served(bundles, data, settings, schema)
 
 
 def run_server(app: Any, host: str, port: int, access_log: bool = False) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import polars as pl
 
 from crimecast.config import ServingConfig
+from crimecast.errors import ConfigError
 from crimecast.features.timebins import STEPS_HOURS, TimeBinning
 from crimecast.serving.bundle import ModelBundle
 from crimecast.serving.forecast import Forecaster
@@ -25,11 +26,30 @@ HORIZON_CHOICES = ("1h", "8h", "12h", "1d", "7d")
 
 @dataclass(frozen=True)
 class Loaded:
-    """The result of loading: a model, and optionally a data store and weather."""
+    """The result of loading: the primary model (``/invocations``), models for other
+    spatial units (``others``, for ``/hotspots?unit=``), a data store and weather."""
 
     bundle: ModelBundle
     store: EventStore | None = None
     weather: pl.DataFrame | None = None
+    others: tuple[ModelBundle, ...] = ()
+
+    @property
+    def bundles(self) -> tuple[ModelBundle, ...]:
+        """Every served model, the primary first."""
+        return (self.bundle, *self.others)
+
+
+@dataclass(frozen=True, eq=False)
+class UnitView:
+    """One spatial unit's model, its forecaster and its shapes."""
+
+    bundle: ModelBundle
+    forecaster: Forecaster
+    shapes: UnitShapes | None
+    horizons: list[str]
+    default_horizon: str
+    default_at: str
 
 
 class ServerState:
@@ -38,8 +58,8 @@ class ServerState:
     def __init__(self, config: ServingConfig) -> None:
         self.config = config
         self.loaded: Loaded | None = None
-        self.forecaster: Forecaster | None = None
-        self.shapes: UnitShapes | None = None
+        self.views: dict[str, UnitView] = {}
+        self.primary_unit: str | None = None
         self.outlines: bytes | None = None
         self.summary: dict[str, Any] = {}
         self.error: str | None = None
@@ -55,13 +75,29 @@ class ServerState:
         import json
 
         bundle = loaded.bundle
-        self.forecaster = Forecaster(bundle, loaded.store, loaded.weather,
-                                     self.config.cache_windows, self.config.max_horizon_days)
+        views: dict[str, UnitView] = {}
+        for item in loaded.bundles:
+            unit = item.feature_config.spatial_unit
+            if unit in views:
+                raise ConfigError(f"two served models forecast spatial unit '{unit}'; pass "
+                                  "one --model per spatial unit.")
+            cfg = item.feature_config
+            horizons = horizons_for(cfg.time_bin, self.config.max_horizon_days)
+            binning = TimeBinning(cfg.time_bin, cfg.shift_start_hour)
+            views[unit] = UnitView(
+                bundle=item,
+                forecaster=Forecaster(item, loaded.store, loaded.weather,
+                                      self.config.cache_windows, self.config.max_horizon_days),
+                shapes=UnitShapes.from_table(item.unit_table)
+                if item.unit_table is not None else None,
+                horizons=horizons, default_horizon="8h" if "8h" in horizons else horizons[0],
+                default_at=default_at(loaded.store, binning).isoformat(timespec="minutes"))
         if bundle.unit_table is not None:
-            self.shapes = UnitShapes.from_table(bundle.unit_table)
             self.outlines = json.dumps(boundaries(bundle.unit_table),
                                        separators=(",", ":")).encode()
-        self.summary = model_summary(loaded, self.config)
+        self.views = views
+        self.primary_unit = bundle.feature_config.spatial_unit
+        self.summary = model_summary(loaded, self.config, views)
         self.loaded = loaded
         self._done.set()
 
@@ -102,11 +138,12 @@ def default_at(store: EventStore | None, binning: TimeBinning) -> dt.datetime:
     return binning.start_of(binning.index_of(last) + 1)
 
 
-def model_summary(loaded: Loaded, config: ServingConfig) -> dict[str, Any]:
+def model_summary(loaded: Loaded, config: ServingConfig,
+                  views: dict[str, UnitView]) -> dict[str, Any]:
     """The ``/model`` document: identity, metrics, gate, intended use, data."""
     bundle = loaded.bundle
     cfg = bundle.feature_config
-    binning = TimeBinning(cfg.time_bin, cfg.shift_start_hour)
+    view = views[cfg.spatial_unit]
     card = bundle.card or {}
     evaluation = bundle.evaluation or {}
     intended = card.get("intended_uses", {})
@@ -118,7 +155,6 @@ def model_summary(loaded: Loaded, config: ServingConfig) -> dict[str, Any]:
                          values.get("binary_classification_metrics", {}).items()}
                 for region, values in evaluation.get("per_area", {}).get("regions", {}).items()}
     custom = card.get("additional_information", {}).get("custom_details", {})
-    horizons = horizons_for(cfg.time_bin, config.max_horizon_days)
     return {
         **bundle.audit(), "source": bundle.source,
         "model_type": bundle.model.model_type, "decision_threshold": bundle.threshold,
@@ -133,9 +169,12 @@ def model_summary(loaded: Loaded, config: ServingConfig) -> dict[str, Any]:
         "synthetic_data": evaluation.get("data", {}).get("synthetic"),
         "training_sources": evaluation.get("data", {}).get("sources"),
         "data_store": loaded.store.summary() if loaded.store is not None else None,
-        "horizons": horizons,
-        "default_horizon": "8h" if "8h" in horizons else horizons[0],
-        "default_at": default_at(loaded.store, binning).isoformat(timespec="minutes"),
+        "horizons": view.horizons, "default_horizon": view.default_horizon,
+        "default_at": view.default_at,
+        "spatial_units": {unit: {**v.bundle.audit(), "time_bin": v.bundle.feature_config.time_bin,
+                                 "horizons": v.horizons, "default_horizon": v.default_horizon,
+                                 "units": len(v.bundle.units) if v.bundle.units else None}
+                          for unit, v in views.items()},
         "card_url": "/model/card" if bundle.card_html else None,
         "limits": {"max_rows": config.max_rows, "max_body_bytes": config.max_body_bytes,
                    "max_top": config.max_top, "request_timeout_s": config.request_timeout_s},
