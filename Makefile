@@ -29,6 +29,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_clean.py
 	$(BIN)/python benchmarks/bench_features.py
 	$(BIN)/python benchmarks/bench_pipeline.py
+	$(BIN)/python benchmarks/bench_serving.py
 
 clean-outputs:
 	rm -rf demo_out runs bench_out

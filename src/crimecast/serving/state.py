@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 import threading
 from collections.abc import Callable
@@ -99,6 +100,10 @@ class ServerState:
         self.primary_unit = bundle.feature_config.spatial_unit
         self.summary = model_summary(loaded, self.config, views)
         self.loaded = loaded
+        # Everything loaded so far lives as long as the server: keep the collector off it,
+        # so full collections stay short while requests are served.
+        gc.collect()
+        gc.freeze()
         self._done.set()
 
     def load_in_background(self, loader: Callable[[], Loaded]) -> threading.Thread:
