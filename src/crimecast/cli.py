@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from crimecast import __version__
+from crimecast.cli_sagemaker import sagemaker_app
 from crimecast.cli_views import (
     render_calibration,
     render_clean_report,
@@ -386,6 +387,7 @@ def _register_subcommands() -> None:
     models_app.command("list")(handle_errors(list_models))
     models_app.command("promote")(handle_errors(promote_model))
     app.add_typer(models_app, name="models")
+    app.add_typer(sagemaker_app, name="sagemaker")
     from crimecast.cli_serving import predict, serve
 
     app.command("serve")(handle_errors(serve))

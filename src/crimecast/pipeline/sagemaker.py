@@ -16,9 +16,10 @@ The second condition makes SageMaker register exactly when the local gate would
 (:func:`crimecast.evaluation.gate.decide_gate`: F1 at least the threshold *and*
 the model beats the best naive baseline on its primary metric).
 
-Building the definition makes no AWS call: the session gets an explicit region
-and bucket, the role is not validated client-side, telemetry is off, and the
-only "code" the jobs need besides the image, the pipeline bundle
+Building the definition makes no AWS call and reaches no network: the session
+has an explicit region and bucket and no credentials (so the SDK's telemetry,
+which needs the account id, and boto3's metadata probes never run), the role is
+not validated client-side, and the only "code" the jobs need besides the image, the pipeline bundle
 (``pipeline_config.json``), is referenced by a content-addressed S3 URI that
 ``crimecast sagemaker upsert`` uploads.
 """
@@ -42,15 +43,9 @@ logger = logging.getLogger(__name__)
 F1_JSON_PATH = "binary_classification_metrics.f1.value"
 GATE_JSON_PATH = "passed"
 PARAMETERS = ("ModelType", "TrainTestSplitRatio", "UseSmote", "F1Threshold", "InputDataUri")
-STEP_NAMES = ("Process", "Train", "Evaluate", "CheckF1", "CreateModelCard", "RegisterModel",
-              "GateFailed")
 ENTRYPOINT = ["crimecast", "sagemaker", "entrypoint"]
 CACHE_EXPIRY = "P30D"
 MAX_RUNTIME_S = 4 * 3600
-# Telemetry off and no config files read from disk or S3: the definition depends
-# only on the arguments.
-SDK_CONFIG: dict[str, Any] = {"SchemaVersion": "1.0",
-                              "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
 
 
 def bundle_s3_uri(target: SageMakerTarget, bundle: PipelineBundle) -> str:
@@ -63,12 +58,16 @@ def sdk_environment(region: str) -> Iterator[None]:
     """Import-time and build-time settings the SDK needs to stay offline.
 
     Importing ``sagemaker.mlops`` creates a boto3 client at class-definition time,
-    which needs a default region; ``SAGEMAKER_VALIDATE_ROLE=false`` stops the SDK
-    from calling IAM while the steps are built. Both are restored afterwards.
+    which needs a default region, and the SDK makes more clients from the default
+    credential chain while validating steps; ``AWS_EC2_METADATA_DISABLED`` keeps
+    those from probing the EC2 metadata endpoint. ``SAGEMAKER_VALIDATE_ROLE=false``
+    stops the SDK from calling IAM. Everything is restored afterwards.
     """
-    saved = {k: os.environ.get(k) for k in ("AWS_DEFAULT_REGION", "SAGEMAKER_VALIDATE_ROLE")}
+    keys = ("AWS_DEFAULT_REGION", "SAGEMAKER_VALIDATE_ROLE", "AWS_EC2_METADATA_DISABLED")
+    saved = {k: os.environ.get(k) for k in keys}
     os.environ.setdefault("AWS_DEFAULT_REGION", region)
     os.environ["SAGEMAKER_VALIDATE_ROLE"] = "false"
+    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
     root_level = logging.getLogger().level
     try:
         with warnings.catch_warnings():
@@ -84,26 +83,42 @@ def sdk_environment(region: str) -> Iterator[None]:
         logging.getLogger().setLevel(root_level)
 
 
-def pipeline_session(region: str, bucket: str, boto_session: Any = None) -> Any:
-    """A ``PipelineSession`` with an explicit region and bucket (no AWS call)."""
+def offline_boto_session(region: str) -> Any:
+    """A boto3 session with a region and *no* credential providers.
+
+    Building a definition needs no AWS call; with no credentials any accidental
+    call fails at once (NoCredentialsError) instead of reaching the network, and
+    boto3 never probes the EC2 metadata endpoint or reads the caller's keys.
+    """
+    import boto3
+    import botocore.session
+    from botocore.credentials import CredentialResolver
+
+    core = botocore.session.Session()
+    core.register_component("credential_provider", CredentialResolver(providers=[]))
+    return boto3.Session(region_name=region, botocore_session=core)
+
+
+def pipeline_session(region: str, bucket: str) -> Any:
+    """An offline ``PipelineSession`` with an explicit region and bucket.
+
+    As with any SDK session, SageMaker's defaults files (``/etc/xdg/sagemaker/config.yaml``,
+    ``~/.config/sagemaker/config.yaml``), when present, still apply their VPC, KMS or tag
+    defaults to the jobs.
+    """
     try:
-        import boto3
         from sagemaker.core.workflow.pipeline_context import PipelineSession
     except ImportError as exc:
         raise DependencyError(
             f"the SageMaker SDK is not installed ({exc.name} is missing). Run pip install "
             "'crimecast[aws]' (or '.[dev]' in a checkout).") from None
-    session = boto_session or boto3.Session(region_name=region)
-    return PipelineSession(boto_session=session, default_bucket=bucket,
-                           sagemaker_config=SDK_CONFIG)
+    return PipelineSession(boto_session=offline_boto_session(region), default_bucket=bucket)
 
 
-def build_pipeline(target: SageMakerTarget, bundle: PipelineBundle,
-                   boto_session: Any = None) -> Any:
+def build_pipeline(target: SageMakerTarget, bundle: PipelineBundle) -> Any:
     """The ``sagemaker.mlops.workflow.Pipeline`` for ``target`` (see the module docstring)."""
     with sdk_environment(target.region):
-        return _build(target, bundle, pipeline_session(target.region, target.bucket,
-                                                       boto_session))
+        return _build(target, bundle, pipeline_session(target.region, target.bucket))
 
 
 def definition_json(target: SageMakerTarget, bundle: PipelineBundle) -> str:
@@ -175,7 +190,10 @@ def _build(target: SageMakerTarget, bundle: PipelineBundle, session: Any) -> Any
         step_args=jobs.processing(
             "card", {"process": process_uri, "model": model_uri, "evaluation": evaluation_uri},
             {"card": ("output/card", outputs_of("card"))},
-            ["--train-test-split-ratio", split_ratio.to_string(), "--run-id", execution,
+            # Every parameter: the card records the config hash of the whole run.
+            ["--model-type", model_type, "--train-test-split-ratio", split_ratio.to_string(),
+             "--use-smote", use_smote.to_string(), "--f1-threshold", f1_threshold.to_string(),
+             "--run-id", execution,
              "--model-card-name", Join(on="-", values=[target.pipeline_name, execution]),
              "--region", target.region]))
     register = jobs.register_model(model_uri, Join(on="/", values=[evaluation_uri,
