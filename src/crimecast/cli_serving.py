@@ -111,14 +111,8 @@ def predict(
 ) -> None:
     """Batch-score the next period: GeoJSON hotspots or a patrol-box CSV for dispatch/CAD."""
     from crimecast.config import load_settings
-    from crimecast.serving.forecast import Forecaster, parse_at
-    from crimecast.serving.geojson import (
-        UnitShapes,
-        feature_collection,
-        forecast_properties,
-        hotspot_features,
-        patrol_boxes,
-    )
+    from crimecast.serving.forecast import compute_forecast, parse_at
+    from crimecast.serving.geojson import UnitShapes, hotspots_geojson, patrol_boxes
     from crimecast.serving.server import load_served
 
     if fmt not in ("geojson", "csv"):
@@ -132,18 +126,13 @@ def predict(
     if loaded.store is None or bundle.unit_table is None:
         raise ConfigError("predict needs a data store: pass --data FILE (incident CSV or a "
                           "run's clean.parquet).")
-    forecaster = Forecaster(bundle, loaded.store, loaded.weather,
-                            max_days=settings.serving.max_horizon_days)
-    forecast = forecaster.forecast(moment, horizon)
+    forecast = compute_forecast(bundle, loaded.store, loaded.weather, moment, horizon,
+                                settings.serving.max_horizon_days)
     shapes = UnitShapes.from_table(bundle.unit_table)
-    audit = bundle.audit()
     if fmt == "csv":
-        payload = patrol_boxes(forecast, shapes, top, audit).write_csv().encode()
+        payload = patrol_boxes(forecast, shapes, top, bundle.audit()).write_csv().encode()
     else:
-        payload = feature_collection(
-            hotspot_features(forecast, shapes, audit)[:top],
-            forecast_properties(forecast, audit, bundle.threshold,
-                                bundle.feature_config.spatial_unit, top))
+        payload = hotspots_geojson(forecast, shapes, bundle, top)
     if out is None:
         sys.stdout.buffer.write(payload if payload.endswith(b"\n") else payload + b"\n")
         sys.stdout.flush()

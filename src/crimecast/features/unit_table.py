@@ -38,6 +38,13 @@ def unit_table(units: UnitSet) -> pl.DataFrame:
     }, schema_overrides={"population": pl.Float64, "wkb": pl.Binary})
 
 
+def table_geometries(table: pl.DataFrame) -> np.ndarray:
+    """The units' WGS 84 geometries: exact from WKB, else (older tables) from WKT."""
+    if "wkb" in table.columns:
+        return np.asarray(shapely.from_wkb(table["wkb"].to_list()), dtype=object)
+    return np.asarray(shapely.from_wkt(table["wkt"].to_list()), dtype=object)
+
+
 def units_from_table(table: pl.DataFrame, kind: str, crs: str,
                      cell_size: float | None = None) -> UnitSet:
     """Rebuild the :class:`UnitSet` a model was trained on from its unit table.
@@ -63,10 +70,7 @@ def units_from_table(table: pl.DataFrame, kind: str, crs: str,
         adjacency = g.grid_adjacency(cells, g.CellLookup.build(cells))
         extra: dict[str, Any] = {"cell_size": float(cell_size), "cells": cells}
     else:
-        if "wkb" in table.columns:
-            geometries = np.asarray(shapely.from_wkb(table["wkb"].to_list()), dtype=object)
-        else:
-            geometries = np.asarray(shapely.from_wkt(table["wkt"].to_list()), dtype=object)
+        geometries = table_geometries(table)
         projected = np.asarray(transform_geometry(geometries, WGS84, metric), dtype=object)
         tolerance = 1.0 if kind == "h3" else ADJACENCY_TOLERANCE_M
         adjacency = g.polygon_adjacency(projected, tolerance)

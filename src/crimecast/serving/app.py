@@ -20,9 +20,9 @@ from starlette.concurrency import run_in_threadpool
 
 from crimecast import __version__
 from crimecast.config import ServingConfig
-from crimecast.errors import ConfigError, CrimecastError, ServingError
+from crimecast.errors import CrimecastError, ServingError
 from crimecast.serving.forecast import Forecast, parse_at
-from crimecast.serving.geojson import feature_collection, forecast_properties, hotspot_features
+from crimecast.serving.geojson import hotspots_geojson
 from crimecast.serving.guard import Guard
 from crimecast.serving.map_page import MAP_HTML
 from crimecast.serving.payload import CSV, JSON, RowReader, choose_output, format_scores, media_type
@@ -158,11 +158,7 @@ def create_app(config: ServingConfig, token: str | None = None,
         forecast: Forecast | None = forecaster.cached(moment, window)
         if forecast is None:
             forecast = await bounded(lambda: forecaster.forecast(moment, window))
-        audit = bundle.audit()
-        body = feature_collection(
-            hotspot_features(forecast, shapes, audit)[:top],
-            forecast_properties(forecast, audit, bundle.threshold,
-                                bundle.feature_config.spatial_unit, top))
+        body = hotspots_geojson(forecast, shapes, bundle, top)
         responses[key] = body
         while len(responses) > 4 * config.cache_windows:
             responses.popitem(last=False)
@@ -193,9 +189,5 @@ def create_app(config: ServingConfig, token: str | None = None,
         if html is None:
             raise ServingError("this model has no rendered model card.", status=404)
         return HTMLResponse(html)
-
-    @app.exception_handler(ConfigError)
-    async def config_error(_: Request, exc: ConfigError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
 
     return Guard(app, token, config.max_body_bytes)

@@ -124,7 +124,9 @@ def compute_forecast(bundle: ModelBundle, store: EventStore, weather: pl.DataFra
     z_window = cfg.z_window or AUTO_Z_WINDOW[cfg.time_bin]
     # Settled z-score statistics need z_window + settle bins of panel before the row.
     warmup = z_window + 1 + binning.bins_for(dt.timedelta(days=cfg.settle_days))
-    period = dt.timedelta(days=7 * max(1, math.ceil(k * binning.hours / 168)))
+    # Whole weeks covering the lead and the window, so every past window ends by issue time.
+    period = dt.timedelta(days=7 * max(1, math.ceil((k + cfg.horizon - 1) * binning.hours
+                                                    / 168)))
     since = issued_at - max(_lookback(bundle, binning, z_window) + warmup * binning.step,
                             EXPECTED_PERIODS * period)
     events = store.known_before(issued_at, since, cfg.delay_aware)

@@ -16,6 +16,8 @@ import numpy as np
 import polars as pl
 import shapely
 
+from crimecast.features.unit_table import table_geometries
+from crimecast.serving.bundle import ModelBundle
 from crimecast.serving.forecast import Forecast
 
 MAP_SIMPLIFY_DEG = 0.0003  # about 30 m: invisible on a phone, a tenth of the bytes
@@ -33,10 +35,7 @@ class UnitShapes:
     @classmethod
     def from_table(cls, table: pl.DataFrame) -> UnitShapes:
         """Build from a unit table (``units.parquet``)."""
-        if "wkb" in table.columns:
-            geoms = shapely.from_wkb(table["wkb"].to_list())
-        else:
-            geoms = shapely.from_wkt(table["wkt"].to_list())
+        geoms = table_geometries(table)
         ids = table["unit_id"].cast(pl.Utf8).to_list()
         points = shapely.get_coordinates(shapely.point_on_surface(geoms))
         bounds = shapely.bounds(geoms)
@@ -66,12 +65,13 @@ def forecast_properties(forecast: Forecast, audit: dict[str, Any], threshold: fl
     }
 
 
-def hotspot_features(forecast: Forecast, shapes: UnitShapes, audit: dict[str, Any]) -> list[str]:
-    """One GeoJSON Feature (text) per unit, in rank order."""
+def hotspot_features(forecast: Forecast, shapes: UnitShapes, audit: dict[str, Any],
+                     top: int) -> list[str]:
+    """One GeoJSON Feature (text) per unit of the ``top`` ranked, in rank order."""
     out: list[str] = []
     window = {"window_start": _iso(forecast.window_start),
               "window_end": _iso(forecast.window_end)}
-    for row in forecast.ranked.iter_rows(named=True):
+    for row in forecast.ranked.head(top).iter_rows(named=True):
         props = {
             "rank": row["rank"], "unit_id": row["unit_id"], "name": row["name"],
             "region": row["region"], "score": round(row["score"], 6),
@@ -92,6 +92,16 @@ def feature_collection(features: list[str], properties: dict[str, Any]) -> bytes
     return ('{"type":"FeatureCollection","properties":'
             + json.dumps(properties, separators=(",", ":")) + ',"features":['
             + ",".join(features) + "]}").encode()
+
+
+def hotspots_geojson(forecast: Forecast, shapes: UnitShapes, bundle: ModelBundle,
+                     top: int) -> bytes:
+    """The ``/hotspots`` answer: the top units as a FeatureCollection with the model's ids."""
+    audit = bundle.audit()
+    return feature_collection(
+        hotspot_features(forecast, shapes, audit, top),
+        forecast_properties(forecast, audit, bundle.threshold,
+                            bundle.feature_config.spatial_unit, top))
 
 
 def patrol_boxes(forecast: Forecast, shapes: UnitShapes, top: int,
@@ -120,8 +130,7 @@ def patrol_boxes(forecast: Forecast, shapes: UnitShapes, top: int,
 
 def boundaries(table: pl.DataFrame) -> dict[str, Any]:
     """Region outlines (units dissolved by region), simplified for drawing."""
-    geoms = (shapely.from_wkb(table["wkb"].to_list()) if "wkb" in table.columns
-             else shapely.from_wkt(table["wkt"].to_list()))
+    geoms = table_geometries(table)
     regions = table["region"].cast(pl.Utf8).to_list()
     features = []
     for region in sorted(set(regions)):

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import polars as pl
 
 from crimecast.errors import ServingError
 
@@ -155,8 +156,6 @@ class RowReader:
             return None
 
     def _fast_csv(self, body: bytes) -> np.ndarray | None:
-        import polars as pl
-
         try:
             frame = pl.read_csv(io.BytesIO(body), has_header=False, new_columns=self.features,
                                 schema_overrides=dict.fromkeys(self.features, pl.Float64),
