@@ -21,9 +21,9 @@ import polars as pl
 from crimecast.config import Settings
 from crimecast.data.generate import generate_incidents
 from crimecast.data.load import write_incidents
-from crimecast.evaluation.split import affordable_features, time_split
 from crimecast.features.meta import feature_columns
 from crimecast.models.estimators import ESTIMATORS, HotspotModel
+from crimecast.models.split import affordable_features, time_split
 from crimecast.models.train import MAX_GAP_SHARE, bin_position, labelled_rows
 
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 3

@@ -51,6 +51,13 @@ DataOpt = Annotated[
     list[str] | None,
     typer.Option("--data", help="Incident CSV (plain or .gz, local or s3://); repeatable."),
 ]
+ObjectiveOpt = Annotated[str | None, typer.Option(
+    help="auto (poisson for topk/count labels, binary for zscore), binary, poisson or "
+         "lambdarank.")]
+GateMetricOpt = Annotated[str | None, typer.Option(
+    help="Metric that ranks forecasters on validation: auto (pai@1% for topk/count, pr_auc "
+         "for zscore), pai@1%, pai@5%, pai@10%, hit_rate@1%, pei_star@1%, pr_auc, roc_auc or "
+         "f1.")]
 SchemaOpt = Annotated[
     str | None,
     typer.Option("--schema", help="auto, lapd, generic or a YAML column map (MAP.yaml)."),
@@ -300,6 +307,11 @@ def run(
     time_bin: Annotated[str | None, typer.Option()] = None,
     label: Annotated[str | None, typer.Option()] = None,
     tune: Annotated[int, typer.Option(help="Optuna trials (0 = no tuning).")] = 0,
+    objective: ObjectiveOpt = None,
+    gate_metric: GateMetricOpt = None,
+    register_best: Annotated[bool | None, typer.Option(
+        "--register-best/--no-register-best", help="Register the best validated forecaster "
+        "(naive, SEPP or ensemble included) instead of the learned model.")] = None,
     runs_dir: Annotated[Path | None, typer.Option(help="Where runs are written.")] = None,
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
     config: ConfigOpt = None,
@@ -311,7 +323,8 @@ def run(
         _settings(config), model_type=model_type, use_smote=use_smote,
         split_ratio=train_test_split_ratio, f1_threshold=f1_threshold,
         spatial_unit=spatial_unit, cell_size=cell_size, time_bin=time_bin, label=label,
-        runs_dir=runs_dir, tracking_uri=tracking_uri, class_weight=class_weight)
+        runs_dir=runs_dir, tracking_uri=tracking_uri, class_weight=class_weight,
+        objective=objective, gate_metric=gate_metric, register_best=register_best)
     paths = _data_paths(data, list(ctx.args), settings)
     run_with_progress(settings, paths, schema or settings.data.schema_name, tune)
 
@@ -327,31 +340,37 @@ def backtest(
     retrain_every: Annotated[int, typer.Option(help="Bins between retrainings.")] = 1,
     model_type: Annotated[str | None, typer.Option()] = None,
     use_smote: Annotated[bool | None, typer.Option("--use-smote/--no-smote")] = None,
+    class_weight: Annotated[bool | None, typer.Option("--class-weight/--no-class-weight")] = None,
     spatial_unit: Annotated[str | None, typer.Option()] = None,
     cell_size: Annotated[float | None, typer.Option()] = None,
     time_bin: Annotated[str | None, typer.Option()] = None,
     label: Annotated[str | None, typer.Option()] = None,
+    objective: ObjectiveOpt = None,
+    gate_metric: GateMetricOpt = None,
+    tune: Annotated[int, typer.Option(help="Optuna trials at each origin (0 = none).")] = 0,
     config: ConfigOpt = None,
 ) -> None:
-    """Rolling-origin backtest of the model against the baselines."""
+    """Rolling-origin backtest of every forecaster, trained at each origin as `run` trains."""
     from crimecast.cli_pipeline import apply_run_flags, render_backtest
     from crimecast.data.load import write_json, write_parquet
-    from crimecast.evaluation.backtest import parse_origins, run_backtest
     from crimecast.features.job import run_features
     from crimecast.features.unit_table import unit_table
+    from crimecast.pipeline.backtest import parse_origins, run_backtest
 
     settings = apply_run_flags(
         _settings(config), model_type=model_type, use_smote=use_smote, split_ratio=None,
         f1_threshold=None, spatial_unit=spatial_unit, cell_size=cell_size, time_bin=time_bin,
-        label=label, runs_dir=None, tracking_uri=None, class_weight=None)
+        label=label, runs_dir=None, tracking_uri=None, class_weight=class_weight,
+        objective=objective, gate_metric=gate_metric, register_best=None)
     window = parse_origins(origins)
     paths = _data_paths(data, list(ctx.args), settings)
     began = time.perf_counter()
     with console.status("cleaning, building features and backtesting..."):
         job = run_features(paths, schema or settings.data.schema_name, settings.cleaning,
                            settings.features, encoding=settings.data.encoding)
-        result = run_backtest(job.features.frame, unit_table(job.units), window, retrain_every,
-                              settings.pipeline, settings.features, settings.models)
+        result = run_backtest(job.features.frame, job.cleaned.clean, job.units,
+                              unit_table(job.units), window, retrain_every, settings.pipeline,
+                              settings.features, settings.models, tune_trials=tune)
         write_parquet(result.predictions, out / "predictions.parquet")
         write_json(result.report, out / "backtest.json")
     render_backtest(result.report, time.perf_counter() - began)

@@ -26,13 +26,16 @@ def apply_run_flags(
     split_ratio: float | None, f1_threshold: float | None, spatial_unit: str | None,
     cell_size: float | None, time_bin: str | None, label: str | None,
     runs_dir: Path | None, tracking_uri: str | None, class_weight: bool | None,
+    objective: str | None = None, gate_metric: str | None = None,
+    register_best: bool | None = None,
 ) -> Settings:
     """CLI flags override the YAML configuration."""
     return settings.with_overrides(
         "pipeline", model_type=model_type, use_smote=use_smote,
         train_test_split_ratio=split_ratio, f1_threshold=f1_threshold,
         runs_dir=str(runs_dir) if runs_dir else None, tracking_uri=tracking_uri,
-        class_weight=class_weight,
+        class_weight=class_weight, objective=objective, gate_metric=gate_metric,
+        register_best=register_best,
     ).with_overrides(
         "features", spatial_unit=spatial_unit, cell_size=cell_size, time_bin=time_bin,
         label=label,
@@ -61,36 +64,54 @@ def run_with_progress(settings: Settings, paths: list[str], schema: str, tune: i
     return summary
 
 
+def render_ranking(ranking: dict[str, Any], limit: int = 12) -> None:
+    """Forecasters ranked on validation (where the champion is chosen), with their test
+    values beside; the champion and the plain-language reason below."""
+    metric = ranking["metric"]
+    table = Table(title=f"Forecasters ranked by validation {metric} (test shown, never "
+                        "used to choose)")
+    for column, justify in (("rank", "right"), ("forecaster", "left"), ("kind", "left"),
+                            (f"validation {metric}", "right"), (f"test {metric}", "right")):
+        table.add_column(column, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    rows = ranking["validation_ranking"]
+    shown = rows[:limit] + [r for r in rows[limit:] if r["kind"] != "naive"]
+    for row in shown:
+        name = row["forecaster"]
+        mark = " (champion)" if name == ranking["champion"] else ""
+        value, test = row["value"], ranking["test"].get(name)
+        table.add_row(str(row["rank"]), name + mark, row["kind"],
+                      "n/a" if value is None else f"{value:.4f}",
+                      "n/a" if test is None else f"{test:.4f}")
+    console.print(table)
+    if len(rows) > len(shown):
+        console.print(f"({len(rows) - len(shown)} weaker naive forecasters not shown; all are "
+                      "in evaluation.json)")
+    console.print(f"[bold]champion:[/] {ranking['champion_line']}")
+
+
 def render_run_summary(summary: object, seconds: float) -> None:
-    """Metrics against the baselines, the gate, the registered version and the paths."""
+    """The ranking of forecasters, the gate, the registered version and the paths."""
     from crimecast.pipeline.run import RunSummary
 
     assert isinstance(summary, RunSummary)
     evaluation = summary.evaluation
-    table = Table(title="Test-period metrics: model vs naive baselines")
-    names = ["model", *evaluation["baselines"]]
-    table.add_column("metric")
-    for name in names:
-        table.add_column(name, justify="right")
-    rows = [("binary_classification_metrics", m) for m in ("f1", "precision", "recall",
-                                                          "pr_auc", "roc_auc", "brier")]
-    rows += [("hotspot_metrics", m) for m in ("hit_rate@1%", "pai@1%", "pai@5%", "pei_star@5%",
-                                              "pai@10%")]
-    for family, metric in rows:
-        values = [evaluation[family].get(metric, {}).get("value")]
-        values += [b[family].get(metric, {}).get("value")
-                   for b in evaluation["baselines"].values()]
-        table.add_row(metric, *("n/a" if v is None else f"{v:.4f}" for v in values))
-    console.print(table)
+    render_ranking(evaluation["forecasters"])
+    learned = evaluation["forecasters"]["learned"]
+    metrics = [f"{m} {evaluation[f].get(m, {}).get('value') or 0:.4f}" for f, m in (
+        ("binary_classification_metrics", "f1"), ("binary_classification_metrics", "pr_auc"),
+        ("hotspot_metrics", "pai@1%"), ("hotspot_metrics", "hit_rate@1%"))]
+    console.print(f"learned model {learned} on test: " + ", ".join(metrics))
     gate = summary.gate
     verdict = "[green]PASSED[/]" if gate["passed"] else "[yellow]NOT PASSED[/]"
     console.print(f"gate: {verdict} — " + "; ".join(gate["reasons"]))
     reg = summary.registration
     if reg.get("registered"):
         console.print(f"registered: {reg['model_name']} version {reg['version']} "
-                      "(approval_status=PendingManualApproval)")
+                      f"({reg.get('forecaster', learned)}; approval_status="
+                      "PendingManualApproval)")
     else:
-        console.print("registered: no (the gate did not pass; the run ended cleanly)")
+        console.print("registered: no (the gate did not pass; the run ended cleanly; "
+                      "--register-best registers the champion)")
     steps = ", ".join(f"{k} {v['status']}" for k, v in summary.steps.items())
     console.print(f"steps: {steps}")
     console.print(f"model card: {summary.card_html}")
@@ -135,18 +156,30 @@ def promote_model(
 
 
 def render_backtest(report: dict[str, Any], seconds: float) -> None:
-    """Hotspot metrics per model, baselines included."""
+    """Hotspot metrics per forecaster (champion and best naive per origin included)."""
     table = Table(title=f"Backtest: {len(report['origins'])} origins, "
                         f"{report['forecast_bins']} forecast bins, {report['units']} units")
-    table.add_column("model")
+    table.add_column("forecaster", no_wrap=True)
     metrics = ("hit_rate@1%", "pai@1%", "pei_star@1%", "pai@5%", "pai@10%")
     for metric in (*metrics, "pr_auc"):
-        table.add_column(metric, justify="right")
-    for name, block in report["models"].items():
+        table.add_column(metric, justify="right", no_wrap=True)
+    ordered = sorted(report["models"].items(), key=lambda kv: -(
+        kv[1]["hotspot_metrics"].get("pai@1%", {}).get("value") or 0))
+    for name, block in ordered[:14]:
         values = [block["hotspot_metrics"].get(m, {}).get("value") for m in metrics]
         values.append(block["binary_classification_metrics"].get("pr_auc"))
         table.add_row(name, *("n/a" if v is None else f"{v:.4f}" for v in values))
     console.print(table)
+    interval = report["intervals"]["pai@1%"]
+    for name in (report["learned"], "ensemble", "champion"):
+        if name in interval:
+            block = interval[name]
+            console.print(f"{name}: PAI@1% {block['value']:.3f} (95% CI {block['ci95'][0]:.3f}"
+                          f"–{block['ci95'][1]:.3f}), {block['ratio_to_best_naive']:.3f} x the "
+                          f"best naive (95% CI {block['ratio_ci95'][0]:.3f}–"
+                          f"{block['ratio_ci95'][1]:.3f})")
+    champions = [o["champion"] for o in report["origins"]]
+    console.print("champion per origin: " + ", ".join(champions))
     console.print(f"finished in {seconds:.1f} s")
 
 

@@ -117,6 +117,9 @@ class FeatureConfig(FrozenModel):
     near_repeat_radius_m: float = Field(default=400.0, gt=0)
     near_repeat_hours: int = Field(default=48, ge=1)
     kde_bandwidth_m: float | None = Field(default=None, gt=0)
+    sepp: dict[str, float] | None = Field(
+        default=None, description="SEPP parameters (background_per_day, theta, omega_per_day, "
+        "sigma_m); None = the defaults. `crimecast run` fits them on training events.")
     max_panel_rows: int = Field(default=60_000_000, ge=1)
 
 
@@ -142,6 +145,10 @@ class PipelineConfig(FrozenModel):
     use_smote: bool = False
     class_weight: bool = False
     f1_threshold: float = Field(default=0.18, ge=0, le=1)
+    objective: Literal["auto", "binary", "poisson", "lambdarank"] = "auto"
+    gate_metric: Literal["auto", "pai@1%", "pai@5%", "pai@10%", "hit_rate@1%", "hit_rate@5%",
+                         "pei_star@1%", "pei_star@5%", "pr_auc", "roc_auc", "f1"] = "auto"
+    register_best: bool = False
     runs_dir: str = "runs"
     tracking_uri: str | None = None
 

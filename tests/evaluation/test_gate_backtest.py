@@ -12,37 +12,53 @@ from typer.testing import CliRunner
 
 from crimecast.cli import app
 from crimecast.errors import ConfigError
-from crimecast.evaluation.backtest import parse_origins
 from crimecast.evaluation.gate import decide_gate
+from crimecast.models.naive import NAIVE
+from crimecast.pipeline.backtest import parse_origins
 
 
-def _evaluation(f1: float, pr_auc: float, baselines: dict[str, float],
-                label: str = "zscore") -> dict:
+def _evaluation(f1: float, validation: dict[str, float], metric: str = "pr_auc") -> dict:
     return {
-        "binary_classification_metrics": {"f1": {"value": f1}, "pr_auc": {"value": pr_auc}},
-        "hotspot_metrics": {"pai@1%": {"value": pr_auc * 10}},
-        "baselines": {n: {"binary_classification_metrics": {"pr_auc": {"value": v}},
-                          "hotspot_metrics": {"pai@1%": {"value": v * 10}}}
-                      for n, v in baselines.items()},
-        "data": {"label": label},
+        "binary_classification_metrics": {"f1": {"value": f1}, "pr_auc": {"value": 0.2}},
+        "hotspot_metrics": {"pai@1%": {"value": 2.0}},
+        "baselines": {n: {"binary_classification_metrics": {"pr_auc": {"value": v / 2}},
+                          "hotspot_metrics": {"pai@1%": {"value": v * 5}}}
+                      for n, v in validation.items() if n != "lightgbm"},
+        "forecasters": {"metric": metric, "learned": "lightgbm", "validation": validation,
+                        "best_naive": max((n for n in validation if n != "lightgbm"),
+                                          key=validation.__getitem__),
+                        "champion": max(validation, key=validation.__getitem__),
+                        "champion_line": "…"},
     }
 
 
-def test_gate_passes_only_when_f1_and_baseline_conditions_hold() -> None:
-    passing = decide_gate(_evaluation(0.3, 0.2, {"kde": 0.1, "prior_counts": 0.15}), 0.18)
+def test_gate_needs_the_learned_model_to_beat_the_best_naive_on_validation() -> None:
+    passing = decide_gate(_evaluation(0.1, {"lightgbm": 0.3, "kde_52w_1x": 0.1,
+                                             "prior_counts_52w": 0.25}), 0.18)
     assert passing["passed"] is True
-    assert passing["reasons"] == ["F1 0.3000 >= threshold 0.18",
-                                  "pr_auc 0.2000 > best baseline prior_counts 0.1500"]
-    low_f1 = decide_gate(_evaluation(0.1, 0.2, {"kde": 0.1}), 0.18)
-    assert low_f1["passed"] is False and low_f1["reasons"][0] == "F1 0.1000 < threshold 0.18"
-    beaten = decide_gate(_evaluation(0.3, 0.2, {"kde": 0.25}), 0.18)
+    # F1 counts only when the gate metric is F1.
+    assert passing["reasons"] == ["validation pr_auc: lightgbm 0.3000 > best naive "
+                                  "prior_counts_52w 0.2500"]
+    assert passing["best_baseline"] == "prior_counts_52w" and passing["champion"] == "lightgbm"
+    assert passing["test"] == {"model_value": 0.2, "baseline_value": 0.125}
+    beaten = decide_gate(_evaluation(0.3, {"lightgbm": 0.2, "historical_average": 0.25}), 0.18)
     assert beaten["passed"] is False
-    assert beaten["reasons"][1] == "pr_auc 0.2000 <= best baseline kde 0.2500"
+    assert beaten["reasons"] == ["validation pr_auc: lightgbm 0.2000 <= best naive "
+                                 "historical_average 0.2500"]
 
 
-def test_topk_gate_uses_pai_at_1_percent() -> None:
-    decision = decide_gate(_evaluation(0.3, 0.2, {"kde": 0.3}, label="topk"), 0.1)
+def test_f1_gate_metric_also_needs_the_f1_threshold() -> None:
+    low_f1 = decide_gate(_evaluation(0.1, {"lightgbm": 0.3, "kde_4w_1x": 0.1}, "f1"), 0.18)
+    assert low_f1["passed"] is False
+    assert low_f1["reasons"][1] == "F1 0.1000 < threshold 0.18"
+    ok = decide_gate(_evaluation(0.2, {"lightgbm": 0.3, "kde_4w_1x": 0.1}, "f1"), 0.18)
+    assert ok["passed"] is True and ok["reasons"][1] == "F1 0.2000 >= threshold 0.18"
+
+
+def test_pai_gate_metric_reads_the_hotspot_block() -> None:
+    decision = decide_gate(_evaluation(0.3, {"lightgbm": 1.0, "kde_4w_1x": 1.2}, "pai@1%"), 0.1)
     assert decision["primary_metric"] == "pai@1%" and decision["passed"] is False
+    assert decision["test"] == {"model_value": 2.0, "baseline_value": 6.0}
 
 
 def test_origins_parsing() -> None:
@@ -72,9 +88,21 @@ def test_backtest_cli_on_generated_data(tmp_path: Path) -> None:
     assert {"origin", "unit_id", "bin_start", "model", "score", "actual_count"} <= set(
         predictions.columns)
     per_model = predictions.group_by("model").agg(pl.len(), pl.col("bin_start").n_unique())
-    assert set(per_model["model"]) == {"logistic", "prior_counts", "historical_average", "kde"}
-    assert per_model["bin_start"].to_list() == [61] * 4  # every forecast bin, every model
-    assert per_model["len"].to_list() == [61 * 21] * 4  # every study-area unit
+    expected = {"logistic", "ensemble", "sepp", "champion", "naive_best", *NAIVE}
+    assert set(per_model["model"]) == expected
+    n = len(expected)
+    assert per_model["bin_start"].to_list() == [61] * n  # every forecast bin, every model
+    assert per_model["len"].to_list() == [61 * 21] * n  # every study-area unit
     report = json.loads((out / "backtest.json").read_text())
     assert set(report["models"]) == set(per_model["model"])
-    assert report["models"]["kde"]["hotspot_metrics"]["pai@1%"]["value"] is not None
+    assert report["models"]["kde_52w_2x"]["hotspot_metrics"]["pai@1%"]["value"] is not None
+    # The champion's rows are, per origin, those of the forecaster chosen on validation.
+    for entry in report["origins"]:
+        origin = dt.datetime.fromisoformat(entry["origin"])
+        mine = predictions.filter(pl.col("origin") == origin)
+        champion = mine.filter(pl.col("model") == "champion").sort("bin_start", "unit_id")
+        source = mine.filter(pl.col("model") == entry["champion"]).sort("bin_start", "unit_id")
+        assert champion["score"].equals(source["score"])
+        assert entry["best_naive"] in NAIVE
+    interval = report["intervals"]["pai@1%"]["logistic"]
+    assert interval["ci95"][0] <= interval["value"] <= interval["ci95"][1]

@@ -136,7 +136,8 @@ def test_model_dir_is_a_self_contained_serving_folder(container: Container) -> N
 
     model_dir = container.root / "model"
     for name in ("model/model.json", "train_info.json", "features_meta.json", "units.parquet",
-                 "baselines/kde/model.json"):
+                 "baselines/kde_52w_2x/model.json", "deploy/model/model.json",
+                 "deploy/train_info.json"):
         assert (model_dir / name).is_file(), name
     bundle = load_bundle_from_dir(model_dir)
     info = _json(model_dir / "train_info.json")

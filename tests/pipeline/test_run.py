@@ -17,6 +17,7 @@ import pytest
 from crimecast.config import Settings
 from crimecast.data.generate import generate_incidents
 from crimecast.data.load import write_incidents, write_provenance
+from crimecast.models.naive import NAIVE
 from crimecast.pipeline.run import RunSummary, run_pipeline
 
 
@@ -37,8 +38,8 @@ def data_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def first_run(data_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         tuple[RunSummary, Path]]:
     runs = tmp_path_factory.mktemp("runs")
-    summary = run_pipeline(_settings(runs, f1_threshold=0.0), [str(data_file)], schema="lapd",
-                           bootstrap_resamples=20)
+    summary = run_pipeline(_settings(runs, f1_threshold=0.0, gate_metric="f1", register_best=True),
+                           [str(data_file)], schema="lapd", bootstrap_resamples=20)
     yield summary, runs
 
 
@@ -51,15 +52,41 @@ def test_run_writes_every_step_and_the_manifest(first_run: tuple[RunSummary, Pat
     for step in ("process", "train", "evaluate", "gate", "card", "register"):
         assert (summary.run_dir / step).is_dir()
     evaluation = summary.evaluation
-    assert set(evaluation["baselines"]) == {"prior_counts", "historical_average", "kde"}
+    assert set(evaluation["baselines"]) == {*NAIVE, "sepp", "ensemble"}
     assert evaluation["binary_classification_metrics"]["f1"]["value"] is not None
     assert evaluation["data"]["synthetic"] is True
+
+
+def test_every_forecaster_is_ranked_on_validation(first_run: tuple[RunSummary, Path]) -> None:
+    summary, _ = first_run
+    ranking = summary.evaluation["forecasters"]
+    names = {"lightgbm", "sepp", "ensemble", *NAIVE}
+    assert {r["forecaster"] for r in ranking["validation_ranking"]} == names
+    assert set(ranking["test"]) == names
+    values = ranking["validation"]
+    best = max(v for v in values.values() if v is not None)
+    assert values[ranking["champion"]] == best  # chosen on validation, never on test
+    assert ranking["validation_ranking"][0]["forecaster"] == ranking["champion"]
+    assert ranking["best_naive"] in NAIVE
+    assert values[ranking["best_naive"]] == max(values[n] for n in NAIVE
+                                                if values[n] is not None)
+    assert ranking["metric"] == "f1"
+    assert ranking["champion"] in ranking["champion_line"] or \
+        ranking["champion_kind"] == "ensemble"
+    gate = summary.gate
+    assert gate["model_value"] == values["lightgbm"]
+    assert gate["baseline_value"] == values[ranking["best_naive"]]
+    assert gate["passed"] is (values["lightgbm"] > values[ranking["best_naive"]])
 
 
 def test_card_metrics_equal_evaluation_json(first_run: tuple[RunSummary, Path]) -> None:
     summary, _ = first_run
     card = json.loads(summary.card_json.read_text())
-    evaluation = summary.evaluation
+    # The card describes the forecaster that registration deploys (here the champion).
+    evaluation = json.loads((summary.run_dir / "evaluate" / "deploy" / "evaluation.json")
+                            .read_text())
+    assert evaluation["data"].get("deployed", "lightgbm") == \
+        summary.evaluation["forecasters"]["champion"]
     groups = {g["name"]: g for g in card["evaluation_details"][0]["metric_groups"]}
     checked = 0
     for name, entry in evaluation["binary_classification_metrics"].items():
@@ -79,9 +106,12 @@ def test_card_metrics_equal_evaluation_json(first_run: tuple[RunSummary, Path]) 
 def test_gate_decision_matches_registration(first_run: tuple[RunSummary, Path]) -> None:
     summary, runs = first_run
     gate, registration = summary.gate, summary.registration
-    assert registration["registered"] is gate["passed"]
+    ranking = summary.evaluation["forecasters"]
+    # --register-best: the champion is registered, whatever its kind.
+    assert registration["registered"] is (gate["passed"] or ranking["champion_kind"] != "learned")
+    assert registration["forecaster"] == ranking["champion"]
     assert registration["mlflow_run_id"]
-    if gate["passed"]:
+    if registration["registered"]:
         from crimecast.registry.store import ModelRegistry
 
         versions = ModelRegistry(state_dir=runs / ".mlflow").list_versions()
@@ -93,8 +123,8 @@ def test_gate_decision_matches_registration(first_run: tuple[RunSummary, Path]) 
 def test_rerun_is_served_from_the_cache(first_run: tuple[RunSummary, Path],
                                         data_file: Path) -> None:
     summary, runs = first_run
-    again = run_pipeline(_settings(runs, f1_threshold=0.0), [str(data_file)], schema="lapd",
-                         bootstrap_resamples=20)
+    again = run_pipeline(_settings(runs, f1_threshold=0.0, gate_metric="f1", register_best=True),
+                         [str(data_file)], schema="lapd", bootstrap_resamples=20)
     assert [s["status"] for s in again.steps.values()] == ["cached"] * 6
     assert again.run_id != summary.run_id
     assert again.registration == summary.registration
@@ -104,11 +134,10 @@ def test_rerun_is_served_from_the_cache(first_run: tuple[RunSummary, Path],
 def test_changed_parameter_reruns_only_downstream_steps(first_run: tuple[RunSummary, Path],
                                                         data_file: Path) -> None:
     _, runs = first_run
-    again = run_pipeline(_settings(runs, f1_threshold=0.99), [str(data_file)], schema="lapd",
-                         bootstrap_resamples=20)
+    again = run_pipeline(_settings(runs, f1_threshold=0.99, gate_metric="f1"), [str(data_file)],
+                         schema="lapd", bootstrap_resamples=20)
     statuses = {k: v["status"] for k, v in again.steps.items()}
-    assert statuses["process"] == statuses["train"] == statuses["evaluate"] == "cached"
-    assert statuses["gate"] == "ran"
+    assert statuses["process"] == "cached" and statuses["gate"] == "ran"
     assert again.gate["passed"] is False and again.registration["registered"] is False
     assert any("F1" in r for r in again.gate["reasons"])
 
@@ -187,3 +216,33 @@ def test_tune_runs_optuna_over_time_series_folds(data_file: Path, tmp_path: Path
     assert ends == sorted(ends)  # expanding windows, no shuffling
     for train_end, valid_start, _ in tuning["folds"]:
         assert valid_start - train_end == tuning["gap_bins"]
+
+
+def test_register_best_deploys_the_champion_with_the_serving_contract(
+        first_run: tuple[RunSummary, Path]) -> None:
+    import polars as pl
+
+    from crimecast.registry.pyfunc_model import predict_frame
+    from crimecast.serving.bundle import load_bundle
+
+    summary, runs = first_run
+    ranking = summary.evaluation["forecasters"]
+    version = summary.registration["version"]
+    bundle = load_bundle(f"models:/crimecast-hotspots/{version}", state_dir=runs / ".mlflow")
+    assert bundle.model.model_type == ranking["champion"]
+    info = json.loads((summary.run_dir / "train" / "deploy" / "train_info.json").read_text())
+    assert info["forecaster_kind"] == ranking["champion_kind"]
+    assert bundle.threshold == info["decision_threshold"] == info["thresholds"][
+        ranking["champion"]]
+    assert bundle.features == info["features"]
+    # The same rows scored through the registry's pyfunc contract and directly agree with
+    # the run's own test predictions of that forecaster.
+    panel = pl.read_parquet(summary.run_dir / "process" / "features.parquet")
+    rows = panel.filter(pl.col("bin_start") == panel["bin_start"].max()).sort("unit_id")
+    served = predict_frame(bundle.model, rows)["hotspot_probability"].to_numpy()
+    predictions = pl.read_parquet(summary.run_dir / "evaluate" / "predictions.parquet").filter(
+        pl.col("model") == ranking["champion"],
+        pl.col("bin_start") == panel["bin_start"].max()).sort("unit_id")
+    assert served.tolist() == pytest.approx(predictions["prob"].to_list(), abs=1e-9)
+    card = json.loads(summary.card_json.read_text())
+    assert ranking["champion"] in json.dumps(card)

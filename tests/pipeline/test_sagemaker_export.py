@@ -144,15 +144,15 @@ def test_step_graph(exported: Exported) -> None:
     definition = exported.definition
     assert [(s["Name"], s["Type"]) for s in definition["Steps"]] == [
         ("Process", "Processing"), ("Train", "Training"), ("Evaluate", "Processing"),
-        ("CheckF1", "Condition")]
+        ("CheckGate", "Condition")]
     steps = _steps(definition)
-    check = steps["CheckF1"]["Arguments"]
+    check = steps["CheckGate"]["Arguments"]
     assert [(s["Name"], s["Type"]) for s in check["IfSteps"]] == [
         ("CreateModelCard", "Processing"), ("RegisterModel", "RegisterModel")]
     assert [(s["Name"], s["Type"]) for s in check["ElseSteps"]] == [("GateFailed", "Fail")]
     assert {name: _dependencies(step) for name, step in steps.items()} == {
         "Process": set(), "Train": {"Process"}, "Evaluate": {"Process", "Train"},
-        "CheckF1": {"Evaluate"}, "CreateModelCard": {"Process", "Train", "Evaluate"},
+        "CheckGate": {"Evaluate"}, "CreateModelCard": {"Process", "Train", "Evaluate"},
         "RegisterModel": {"Train", "Evaluate", "CreateModelCard"}, "GateFailed": {"Evaluate"}}
 
 
@@ -163,28 +163,34 @@ def test_condition_reads_f1_where_the_local_evaluation_writes_it(
     assert files["EvaluationReport"] == {"PropertyFileName": "EvaluationReport",
                                          "OutputName": "evaluation",
                                          "FilePath": "evaluation.json"}
-    f1, gate = _steps(exported.definition)["CheckF1"]["Arguments"]["Conditions"]
-    assert f1["Type"] == "GreaterThanOrEqualTo"
-    assert f1["LeftValue"]["Std:JsonGet"] == {
-        "PropertyFile": {"Get": "Steps.Evaluate.PropertyFiles.EvaluationReport"},
-        "Path": "binary_classification_metrics.f1.value"}
-    assert f1["RightValue"] == {"Get": "Parameters.F1Threshold"}
-    # The path resolves, in a real local evaluation.json, to the F1 the local gate used.
+    beats, gate = _steps(exported.definition)["CheckGate"]["Arguments"]["Conditions"]
+    # The repository's config ranks on validation PR-AUC (z-score label): the condition
+    # compares the learned model's validation value with the best naive forecaster's.
+    decision_file = {"Get": "Steps.Evaluate.PropertyFiles.GateDecision"}
+    assert beats == {"Type": "GreaterThan",
+                     "LeftValue": {"Std:JsonGet": {"PropertyFile": decision_file,
+                                                   "Path": "model_value"}},
+                     "RightValue": {"Std:JsonGet": {"PropertyFile": decision_file,
+                                                    "Path": "baseline_value"}}}
+    # The paths resolve, in a real local gate.json, to the values the local gate compared.
     summary = sagemaker_local_run.summary
+    local_gate = json.loads((summary.run_dir / "gate" / "gate.json").read_text())
+    assert local_gate["primary_metric"] == "pr_auc"
+    for path in ("model_value", "baseline_value"):
+        value = _resolve(local_gate, path)
+        assert isinstance(value, float) and value == summary.gate[path]
     local = json.loads((summary.run_dir / "evaluate" / "evaluation.json").read_text())
-    value = _resolve(local, f1["LeftValue"]["Std:JsonGet"]["Path"])
-    assert isinstance(value, float) and value == summary.gate["f1"]
+    assert _resolve(local, "binary_classification_metrics.f1.value") == summary.gate["f1"]
     # The second condition is the local gate's own decision, written beside it.
     assert files["GateDecision"]["FilePath"] == "gate.json"
     assert gate == {"Type": "Equals", "RightValue": True, "LeftValue": {"Std:JsonGet": {
         "PropertyFile": {"Get": "Steps.Evaluate.PropertyFiles.GateDecision"}, "Path": "passed"}}}
-    local_gate = json.loads((summary.run_dir / "gate" / "gate.json").read_text())
     assert _resolve(local_gate, "passed") is summary.gate["passed"]
 
 
-def test_fail_step_message_carries_the_threshold(exported: Exported) -> None:
+def test_fail_step_message_names_the_gate_metric(exported: Exported) -> None:
     message = _steps(exported.definition)["GateFailed"]["Arguments"]["ErrorMessage"]
-    assert {"Get": "Parameters.F1Threshold"} in message["Std:Join"]["Values"]
+    assert any("validation pr_auc" in str(v) for v in message["Std:Join"]["Values"])
 
 
 def test_jobs_follow_the_container_contract(exported: Exported) -> None:

@@ -53,11 +53,12 @@ def test_bad_model_locations_are_named(served_run: ServedRun, tmp_path: Path) ->
     assert str(err.value) == (f"model directory '{tmp_path / 'nowhere'}' does not exist. Pass "
                               "--model-dir with a folder holding model.json and "
                               "train_info.json.")
-    baseline = served_run.summary.run_dir / "train" / "baselines" / "kde"
+    baseline = served_run.summary.run_dir / "train" / "baselines" / "kde_52w_2x"
     with pytest.raises(ModelError) as err:
         load_bundle_from_dir(baseline)
-    assert str(err.value) == (f"'{baseline}' holds a baseline, not a trained model; serve the "
-                              "run's model (train/model).")
+    assert str(err.value) == (f"no train_info.json next to the model in '{baseline}'; it "
+                              "holds the decision threshold. Serve a model written by "
+                              "crimecast run.")
     bare = tmp_path / "bare"
     shutil.copytree(served_run.summary.run_dir / "train" / "model", bare)
     with pytest.raises(ModelError) as err:

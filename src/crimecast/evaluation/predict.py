@@ -6,19 +6,19 @@ from collections.abc import Mapping
 
 import polars as pl
 
-from crimecast.models.baselines import BaselineModel
-from crimecast.models.estimators import HotspotModel
+from crimecast.models.naive import Forecaster
 
 PREDICTION_COLUMNS = ("model", "unit_id", "region", "bin_start", "y_true", "prob", "score",
                       "actual_count")
 
 
 def predictions_frame(
-    rows: pl.DataFrame, models: Mapping[str, HotspotModel | BaselineModel]
+    rows: pl.DataFrame, models: Mapping[str, Forecaster]
 ) -> pl.DataFrame:
     """One row per (model, unit, bin): label, probability, ranking score and actual count.
 
-    ML models rank by their probability; baselines rank by their raw score.
+    Every forecaster ranks by its own score: a probability, an expected count, a
+    rank score, a prior count.
     """
     keys = rows.select(
         "unit_id", "region", "bin_start",
@@ -28,7 +28,7 @@ def predictions_frame(
     parts = []
     for name, model in models.items():
         prob = model.predict_proba(rows)
-        score = model.score(rows) if isinstance(model, BaselineModel) else prob
+        score = model.score(rows)
         parts.append(keys.with_columns(
             model=pl.lit(name), prob=pl.Series(prob, dtype=pl.Float64),
             score=pl.Series(score, dtype=pl.Float64)))

@@ -249,3 +249,32 @@ def build_evaluation_report(
         "data": _data_block(primary_rows, data),
     }
     return dict(json_safe(report))
+
+
+def forecaster_ranking(report: Mapping[str, Any], info: Mapping[str, Any]) -> dict[str, Any]:
+    """Every forecaster ranked on validation (where the champion is chosen) and on test
+    (reported only), with the champion and the plain-language line saying why."""
+    from crimecast.evaluation.selection import metric_family, ranking_table
+
+    validation = info["validation"]
+    metric = validation["metric"]
+    family = metric_family(metric)
+    kinds = info["forecasters"]
+    learned = info["model_type"]
+    blocks = {learned: report, **report.get("baselines", {})}
+    test = {name: ((block.get(family) or {}).get(metric) or {}).get("value")
+            for name, block in blocks.items()}
+    return dict(json_safe({
+        "metric": metric,
+        "learned": learned,
+        "best_naive": validation["best_naive"],
+        "champion": validation["champion"],
+        "champion_kind": validation["champion_kind"],
+        "champion_line": validation["champion_line"],
+        "ensemble": validation["ensemble"],
+        "validation": validation["values"],
+        "validation_ranking": validation["ranking"],
+        "test": test,
+        "test_ranking": ranking_table(test, kinds, metric),
+        "validation_bins": validation["bins"],
+    }))

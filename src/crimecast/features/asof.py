@@ -60,6 +60,8 @@ def event_table(
         occ=binning.index("occurred_at"),
         avail=binning.index(known) + 1,
         occ_day=pl.col("occurred_at").dt.date(),
+        t_days=(pl.col("occurred_at") - pl.lit(binning.origin)).dt.total_microseconds()
+        / 86_400_000_000,
         category=pl.col("crime_category"),
         lat=pl.col("lat"),
         lon=pl.col("lon"),

@@ -20,18 +20,10 @@ import polars as pl
 
 from crimecast.config import FeatureConfig
 from crimecast.errors import ConfigError, DataError
-from crimecast.features.asof import (
-    PanelGrid,
-    day_window_counts,
-    event_table,
-    lag_counts,
-    occurrence_counts,
-    shift_rows,
-    trailing_stats,
-    window_counts,
-)
+from crimecast.features.asof import PanelGrid, event_table, occurrence_counts, shift_rows
 from crimecast.features.calendar import calendar_features, holiday_dates, join_weather
-from crimecast.features.daily import daily_history
+from crimecast.features.catalog import CATALOG
+from crimecast.features.context import FeatureContext
 from crimecast.features.labels import topk_label, zscore_label
 from crimecast.features.meta import build_meta
 from crimecast.features.timebins import TimeBinning
@@ -42,7 +34,6 @@ logger = logging.getLogger(__name__)
 UNIT = "_u"
 BIN = "_b"
 AUTO_Z_WINDOW = {"1h": 168, "8h": 42, "12h": 28, "1d": 28, "7d": 8}
-AUTO_DAILY_WINDOW = 28
 
 
 @dataclass(frozen=True)
@@ -51,13 +42,6 @@ class FeatureSet:
 
     frame: pl.DataFrame
     meta: dict[str, Any] = field(default_factory=dict)
-
-
-def _per_1000(counts: np.ndarray, population: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rate = (counts * (1000.0 / population[:, None])).astype(np.float32)
-    rate[~np.isfinite(rate)] = np.nan
-    return rate
 
 
 def _range(
@@ -76,80 +60,16 @@ def _range(
     return first, last
 
 
-def _asof_matrices(
-    events: pl.DataFrame, grid: PanelGrid, binning: TimeBinning, units: UnitSet,
-    config: FeatureConfig,
-) -> dict[str, np.ndarray]:
-    """Every as-of count feature as a (units × bins) matrix, at issue rows."""
-    hours = binning.bins_for
-    pop = units.population
-    cache: dict[int, np.ndarray] = {}
-
-    def trailing(bins: int) -> np.ndarray:
-        # Several features share a window (e.g. 28 days, or 1 day = 1 bin for daily bins).
-        if bins not in cache:
-            cache[bins] = window_counts(events, grid, bins)
-        return cache[bins]
-
-    def days(n: float) -> int:
-        return hours(dt.timedelta(days=n))
-
+def declared_matrices(context: FeatureContext) -> dict[str, np.ndarray]:
+    """Run every as-of declaration of the catalogue; (units × bins) float32 at issue rows."""
     out: dict[str, np.ndarray] = {}
-    out["count_last_bin"] = trailing(1)
-    out["rate_last_bin"] = _per_1000(trailing(1), pop)
-    out["count_last_3_mean"] = trailing(3) / 3
-    out["rate_last_3_mean"] = _per_1000(trailing(3) / 3, pop)
-    out["count_last_6_sum"] = trailing(6)
-    out["rate_last_6_sum"] = _per_1000(trailing(6), pop)
-    if binning.hours < 24:
-        out["rate_same_bin_yesterday"] = _per_1000(lag_counts(events, grid, days(1)), pop)
-    if binning.hours < 168:
-        out["count_same_bin_last_week"] = lag_counts(events, grid, days(7))
-    for name, window, per in (
-        ("crime_rate_hourly", 7, 7 * 24), ("crime_rate_daily", 28, 28),
-        ("crime_rate_monthly", 90, 3), ("crime_rate_yearly", 365, 1),
-    ):
-        out[name] = _per_1000(trailing(days(window)) / per, pop)
-    # Inputs of the naive baselines (prior counts, historical average, KDE), as of issue time.
-    out["count_last_28d"] = trailing(days(28))
-    if binning.hours < 168:
-        same_slot = sum(lag_counts(events, grid, k * days(7)) for k in range(1, 5))
-    else:
-        same_slot = trailing(4)
-    out["hist_avg_same_slot"] = np.asarray(same_slot) / 4
-    kernel = units.kernel_weights(_bandwidth(units, config))
-    out["kde_intensity_28d"] = np.asarray(kernel @ trailing(days(28)))
-    out["neighbour_count_last_day"] = np.asarray(units.adjacency @ trailing(days(1)))
-    out["kde_intensity_7d"] = np.asarray(kernel @ trailing(days(7)))
-    lat, lon = events["lat"].to_numpy(), events["lon"].to_numpy()
-    event_idx, unit_idx = units.within(lat, lon, config.near_repeat_radius_m)
-    near = events[event_idx].with_columns(_u=pl.Series(unit_idx, dtype=pl.Int64))
-    out["near_repeat_48h_400m"] = window_counts(
-        near, grid, hours(dt.timedelta(hours=config.near_repeat_hours)))
-    month = days(30)
-    total = trailing(month)
-    for category in ("violent", "property"):
-        counts = window_counts(events.filter(pl.col("category") == category), grid, month)
-        out[f"{category}_count_30d"] = counts
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out[f"{category}_share_30d"] = np.where(total > 0, counts / total, 0.0)
-    out["_yesterday_known"] = day_window_counts(events, grid, binning)
-    settle = days(config.settle_days)
-    out["_settled"] = occurrence_counts(events, grid, max_delay=1 + settle)
-    return {k: v.astype(np.float32, copy=False) for k, v in out.items()}
-
-
-def _bandwidth(units: UnitSet, config: FeatureConfig) -> float:
-    if config.kde_bandwidth_m is not None:
-        return config.kde_bandwidth_m
-    if units.kind == "grid":
-        return 2 * config.cell_size
-    if len(units) < 2:
-        return 1000.0
-    xy = units.centroids
-    dist = np.sqrt(((xy[:, None, :] - xy[None, :, :]) ** 2).sum(-1))
-    np.fill_diagonal(dist, np.inf)
-    return float(np.median(dist.min(axis=1)))
+    for spec in CATALOG:
+        if spec.source != "asof" or spec.compute is None:
+            continue
+        matrix = spec.compute(context)
+        if matrix is not None:
+            out[spec.name] = np.asarray(matrix, dtype=np.float32)
+    return out
 
 
 def build_features(
@@ -182,8 +102,11 @@ def build_features(
             "Pass a larger --cell-size or a longer --time-bin."
         )
     z_window = config.z_window or AUTO_Z_WINDOW[config.time_bin]
-    matrices = _asof_matrices(events, grid, binning, units, config)
-    matrices.update(_history_flags(clean, unit_index, matrices, grid, binning, config, z_window))
+    context = FeatureContext(events=events, grid=grid, binning=binning, units=units,
+                             config=config, clean=clean, unit_index=unit_index,
+                             z_window=z_window)
+    matrices = declared_matrices(context)
+    context.cache.clear()
     shift = config.horizon - 1
     columns: dict[str, np.ndarray] = {}
     for name in list(matrices):
@@ -197,46 +120,6 @@ def build_features(
     logger.info("built %d panel rows x %d features in %.1f s", frame.height,
                 len(meta["features"]), time.perf_counter() - began)
     return FeatureSet(frame=frame, meta=meta)
-
-
-def _history_flags(
-    clean: pl.DataFrame, unit_index: np.ndarray, matrices: dict[str, np.ndarray],
-    grid: PanelGrid, binning: TimeBinning, config: FeatureConfig, z_window: int,
-) -> dict[str, np.ndarray]:
-    """The three was-hotspot lags, judged at issue time from settled history."""
-    settle = binning.bins_for(dt.timedelta(days=config.settle_days))
-    settled = matrices.pop("_settled")
-    mean, sd = trailing_stats(settled, z_window, lag=1 + settle)
-    threshold = mean + config.z_threshold * np.maximum(sd, config.z_sd_floor)
-    last = matrices["count_last_bin"]
-    out = {"was_hotspot_last_bin": _flag(last, threshold)}
-    issue_days = _bin_days(grid, binning)
-    history = daily_history(
-        clean, unit_index, delay_aware=config.delay_aware,
-        first_day=issue_days.min().astype(dt.date) - dt.timedelta(days=1),
-        last_day=issue_days.max().astype(dt.date), settle_days=config.settle_days,
-        window_days=AUTO_DAILY_WINDOW, z_threshold=config.z_threshold,
-        sd_floor=config.z_sd_floor, n_units=grid.n_units,
-    )
-    yesterday = matrices.pop("_yesterday_known")
-    out["was_daily_hotspot_yesterday"] = _flag(yesterday,
-                                               history.yesterday_threshold(issue_days))
-    out["was_hotspot_last_year_same_day"] = history.last_year_hotspot(issue_days)
-    return out
-
-
-def _flag(count: np.ndarray, threshold: np.ndarray) -> np.ndarray:
-    """1 where a known count reaches the threshold (and is at least 1); NaN without one."""
-    flag = ((count >= threshold) & (count >= 1)).astype(np.float32)
-    flag[np.isnan(threshold)] = np.nan
-    return flag
-
-
-def _bin_days(grid: PanelGrid, binning: TimeBinning) -> np.ndarray:
-    """Calendar day (datetime64[D]) of each panel bin's start."""
-    hours = (np.arange(grid.first_bin, grid.last_bin + 1, dtype=np.int64) * binning.hours)
-    starts = np.datetime64(binning.origin, "h") + hours.astype("timedelta64[h]")
-    return starts.astype("datetime64[D]")
 
 
 def _targets(
@@ -299,3 +182,34 @@ def _assemble(
     return frame.with_columns(
         pl.col(pl.Float32).fill_nan(None),
     ).with_columns(pl.col(flags).cast(pl.Int8))
+
+
+def rebuild_column(
+    frame: pl.DataFrame, clean: pl.DataFrame, units: UnitSet, config: FeatureConfig,
+    name: str,
+) -> pl.DataFrame:
+    """``frame`` with the declared feature ``name`` recomputed under ``config`` (for SEPP
+    parameters fitted after the panel was built). ``frame`` must keep its ``_u``/``_b``."""
+    from crimecast.features.catalog import SPECS
+
+    spec = SPECS[name]
+    if spec.compute is None:
+        raise ConfigError(f"feature {name!r} is not computed from events; it cannot be rebuilt.")
+    binning = TimeBinning(config.time_bin, config.shift_start_hour)
+    area_id = clean["area_id"].to_numpy() if "area_id" in clean.columns else None
+    district = clean["district_id"].to_numpy() if "district_id" in clean.columns else None
+    unit_index = units.assign(clean["lat"].to_numpy(), clean["lon"].to_numpy(),
+                              area_id=area_id, district_id=district)
+    events = event_table(clean, unit_index, binning, config.delay_aware)
+    first, last = int(frame[BIN].min()), int(frame[BIN].max())  # type: ignore[arg-type]
+    grid = PanelGrid(n_units=len(units), first_bin=first, n_bins=last - first + 1)
+    context = FeatureContext(events=events, grid=grid, binning=binning, units=units,
+                             config=config, clean=clean, unit_index=unit_index,
+                             z_window=config.z_window or AUTO_Z_WINDOW[config.time_bin])
+    matrix = spec.compute(context)
+    if matrix is None:
+        return frame
+    values = shift_rows(np.asarray(matrix, dtype=np.float32), config.horizon - 1)
+    index = frame[UNIT].to_numpy() * grid.n_bins + (frame[BIN].to_numpy() - first)
+    column = pl.Series(name, values.ravel()[index]).fill_nan(None)
+    return frame.with_columns(column)

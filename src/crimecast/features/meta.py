@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from crimecast.config import FeatureConfig
 from crimecast.features.asof import PanelGrid
-from crimecast.features.catalog import KEYS, SPECS, TARGETS
+from crimecast.features.catalog import KEYS, SPECS, TARGETS, lookback_days
+from crimecast.features.context import Horizon
 from crimecast.features.timebins import TimeBinning
 
 if TYPE_CHECKING:
@@ -30,6 +32,11 @@ def positive_rate(frame: pl.DataFrame) -> float | None:
     return float(labelled.sum()) / labelled.len() if labelled.len() else None
 
 
+def _days(value: float) -> float | None:
+    """Look-back days for JSON: None for all history."""
+    return None if math.isinf(value) else round(value, 6)
+
+
 def feature_columns(frame: pl.DataFrame) -> list[str]:
     """The model-input columns of a feature frame, in order."""
     return [c for c in frame.columns if c in SPECS]
@@ -43,6 +50,7 @@ def build_meta(
     """Describe the panel: features (name, group, dtype, original name), targets, label."""
     labelled = (frame["target_hotspot"].drop_nulls() if "target_hotspot" in frame.columns
                 else pl.Series([], dtype=pl.Int8))
+    horizon = Horizon.of(config, z_window)
     features = [
         {
             "name": name,
@@ -50,6 +58,8 @@ def build_meta(
             "dtype": str(frame.schema[name]),
             "description": SPECS[name].description,
             "original_name": SPECS[name].original,
+            "window": SPECS[name].window,
+            "lookback_days": _days(lookback_days(name, horizon)),
             "is_target": False,
         }
         for name in feature_columns(frame)
@@ -90,6 +100,7 @@ def build_meta(
             "delay_aware": config.delay_aware,
             "horizon_bins": config.horizon,
             "settle_days": config.settle_days,
+            "sepp": config.sepp,
             "weather": config.weather if weather_used else "none",
         },
         "events": {"in": events_in, "in_study_area": events_used,

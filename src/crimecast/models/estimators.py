@@ -23,25 +23,30 @@ from crimecast.errors import ModelError
 logger = logging.getLogger(__name__)
 
 N_JOBS = 2
+PLATT_ROWS = 50_000
 
 
-def _random_forest(params: dict[str, Any], seed: int) -> Any:
-    from sklearn.ensemble import RandomForestClassifier
+def _forest(params: dict[str, Any], seed: int, objective: str, extra: bool) -> Any:
+    from sklearn import ensemble
 
-    return RandomForestClassifier(**{"n_estimators": 200, "min_samples_leaf": 20,
-                                     "max_features": "sqrt", "n_jobs": N_JOBS,
-                                     "random_state": seed, **params})
-
-
-def _extra_trees(params: dict[str, Any], seed: int) -> Any:
-    from sklearn.ensemble import ExtraTreesClassifier
-
-    return ExtraTreesClassifier(**{"n_estimators": 200, "min_samples_leaf": 20,
-                                   "max_features": "sqrt", "n_jobs": N_JOBS,
-                                   "random_state": seed, **params})
+    kind = ("ExtraTrees" if extra else "RandomForest") + (
+        "Classifier" if objective == "binary" else "Regressor")
+    defaults: dict[str, Any] = {"n_estimators": 200, "min_samples_leaf": 20,
+                                "max_features": "sqrt", "n_jobs": N_JOBS, "random_state": seed}
+    if objective == "poisson":
+        defaults["criterion"] = "poisson"
+    return getattr(ensemble, kind)(**{**defaults, **params})
 
 
-def _balanced_random_forest(params: dict[str, Any], seed: int) -> Any:
+def _random_forest(params: dict[str, Any], seed: int, objective: str) -> Any:
+    return _forest(params, seed, objective, extra=False)
+
+
+def _extra_trees(params: dict[str, Any], seed: int, objective: str) -> Any:
+    return _forest(params, seed, objective, extra=True)
+
+
+def _balanced_random_forest(params: dict[str, Any], seed: int, objective: str) -> Any:
     from imblearn.ensemble import BalancedRandomForestClassifier
 
     return BalancedRandomForestClassifier(**{
@@ -50,40 +55,54 @@ def _balanced_random_forest(params: dict[str, Any], seed: int) -> Any:
         **params})
 
 
-def _xgboost(params: dict[str, Any], seed: int) -> Any:
-    from xgboost import XGBClassifier
+def _xgboost(params: dict[str, Any], seed: int, objective: str) -> Any:
+    import xgboost
 
-    return XGBClassifier(**{"n_estimators": 300, "max_depth": 6, "learning_rate": 0.05,
-                            "subsample": 0.8, "colsample_bytree": 0.8, "tree_method": "hist",
-                            "n_jobs": N_JOBS, "random_state": seed, "eval_metric": "logloss",
-                            **params})
-
-
-def _lightgbm(params: dict[str, Any], seed: int) -> Any:
-    from lightgbm import LGBMClassifier
-
-    return LGBMClassifier(**{"n_estimators": 200, "learning_rate": 0.07, "num_leaves": 31,
-                             "max_bin": 63,
-                             "min_child_samples": 50, "subsample": 0.8, "subsample_freq": 1,
-                             "colsample_bytree": 0.8, "n_jobs": N_JOBS, "random_state": seed,
-                             "verbose": -1, "importance_type": "gain", **params})
+    defaults: dict[str, Any] = {"n_estimators": 300, "max_depth": 6, "learning_rate": 0.05,
+                                "subsample": 0.8, "colsample_bytree": 0.8,
+                                "tree_method": "hist", "n_jobs": N_JOBS, "random_state": seed}
+    if objective == "binary":
+        return xgboost.XGBClassifier(**{**defaults, "eval_metric": "logloss", **params})
+    if objective == "poisson":
+        return xgboost.XGBRegressor(**{**defaults, "objective": "count:poisson", **params})
+    return xgboost.XGBRanker(**{**defaults, "objective": "rank:ndcg", **params})
 
 
-def _catboost(params: dict[str, Any], seed: int) -> Any:
-    from catboost import CatBoostClassifier
+def _lightgbm(params: dict[str, Any], seed: int, objective: str) -> Any:
+    import lightgbm
 
-    return CatBoostClassifier(**{"iterations": 300, "depth": 6, "learning_rate": 0.08,
-                                 "thread_count": N_JOBS, "random_seed": seed, "verbose": False,
-                                 "allow_writing_files": False, **params})
+    defaults: dict[str, Any] = {
+        "n_estimators": 200, "learning_rate": 0.07, "num_leaves": 31, "max_bin": 63,
+        "min_child_samples": 50, "subsample": 0.8, "subsample_freq": 1,
+        "colsample_bytree": 0.8, "n_jobs": N_JOBS, "random_state": seed, "verbose": -1,
+        "importance_type": "gain"}
+    if objective == "binary":
+        return lightgbm.LGBMClassifier(**{**defaults, **params})
+    if objective == "poisson":
+        return lightgbm.LGBMRegressor(**{**defaults, "objective": "poisson", **params})
+    return lightgbm.LGBMRanker(**{**defaults, "objective": "lambdarank", **params})
 
 
-def _logistic(params: dict[str, Any], seed: int) -> Any:
-    from sklearn.linear_model import LogisticRegression
+def _catboost(params: dict[str, Any], seed: int, objective: str) -> Any:
+    import catboost
 
+    defaults: dict[str, Any] = {"iterations": 300, "depth": 6, "learning_rate": 0.08,
+                                "thread_count": N_JOBS, "random_seed": seed, "verbose": False,
+                                "allow_writing_files": False}
+    if objective == "binary":
+        return catboost.CatBoostClassifier(**{**defaults, **params})
+    return catboost.CatBoostRegressor(**{**defaults, "loss_function": "Poisson", **params})
+
+
+def _logistic(params: dict[str, Any], seed: int, objective: str) -> Any:
+    from sklearn.linear_model import LogisticRegression, PoissonRegressor
+
+    if objective == "poisson":
+        return PoissonRegressor(**{"max_iter": 1000, "alpha": 1e-4, **params})
     return LogisticRegression(**{"max_iter": 2000, "C": 1.0, "random_state": seed, **params})
 
 
-ESTIMATORS: dict[str, Callable[[dict[str, Any], int], Any]] = {
+ESTIMATORS: dict[str, Callable[[dict[str, Any], int, str], Any]] = {
     "random_forest": _random_forest,
     "extra_trees": _extra_trees,
     "balanced_random_forest": _balanced_random_forest,
@@ -92,15 +111,31 @@ ESTIMATORS: dict[str, Callable[[dict[str, Any], int], Any]] = {
     "lightgbm": _lightgbm,
     "logistic": _logistic,
 }
+OBJECTIVES: dict[str, tuple[str, ...]] = {
+    "binary": tuple(ESTIMATORS),
+    "poisson": ("random_forest", "extra_trees", "xgboost", "catboost", "lightgbm", "logistic"),
+    "lambdarank": ("xgboost", "lightgbm"),
+}
 NATIVE_NAN = {"xgboost", "lightgbm", "catboost"}
 
 
-def check_model_type(model_type: str) -> None:
-    """Raise a helpful error for an unknown model type."""
+def check_model_type(model_type: str, objective: str = "binary") -> None:
+    """Raise a helpful error for an unknown model type or an unsupported objective."""
     if model_type not in ESTIMATORS:
         raise ModelError(
             f"model_type must be one of {', '.join(ESTIMATORS)}; got '{model_type}'. "
             "Pass --model-type lightgbm."
+        )
+    if objective not in OBJECTIVES:
+        raise ModelError(
+            f"objective must be one of {', '.join(OBJECTIVES)}; got '{objective}'. "
+            "Pass --objective poisson."
+        )
+    if model_type not in OBJECTIVES[objective]:
+        raise ModelError(
+            f"objective '{objective}' needs a model type among "
+            f"{', '.join(OBJECTIVES[objective])}; got '{model_type}'. Pass --objective binary "
+            "or --model-type lightgbm."
         )
 
 
@@ -119,11 +154,17 @@ def as_matrix(X: pl.DataFrame | np.ndarray, feature_names: list[str]) -> np.ndar
 
 
 class HotspotModel:
-    """A named classifier for hotspot labels (scikit-learn style).
+    """A named learned forecaster (scikit-learn style).
 
     ``model_type`` is one of :data:`ESTIMATORS`; ``params`` override its defaults.
-    ``imbalance`` is ``none``, ``class_weight`` (balanced weights or
-    ``scale_pos_weight``) or ``smote`` (training rows only).
+    ``objective`` is ``binary`` (a hotspot classifier), ``poisson`` (a count
+    regression: the ranking PAI measures is by expected count) or ``lambdarank``
+    (a ranker per bin). ``imbalance`` is ``none``, ``class_weight`` (balanced
+    weights or ``scale_pos_weight``) or ``smote`` (training rows only); both
+    apply to the binary objective. :meth:`score` is the ranking score (probability,
+    expected count or rank score); :meth:`predict_proba` the hotspot probability,
+    for count and rank objectives through a logistic calibration of the score
+    fitted on the training rows' hotspot labels.
     """
 
     def __init__(
@@ -133,14 +174,17 @@ class HotspotModel:
         params: dict[str, Any] | None = None,
         imbalance: str = "none",
         random_state: int = 42,
+        objective: str = "binary",
     ) -> None:
         self.model_type = model_type
         self.feature_names = list(feature_names or [])
         self.params = dict(params or {})
         self.imbalance = imbalance
         self.random_state = random_state
+        self.objective = objective
         self.preprocessor_: Pipeline | None = None
         self.estimator_: Any = None
+        self.calibration_: tuple[float, float] = (1.0, 0.0)
 
     def _preprocessor(self) -> Pipeline | None:
         steps: list[tuple[str, Any]] = []
@@ -163,55 +207,99 @@ class HotspotModel:
             params.setdefault("class_weight", "balanced")
         return params
 
-    def fit(self, X: pl.DataFrame | np.ndarray, y: np.ndarray) -> HotspotModel:
-        """Fit preprocessing and the classifier on training rows; returns self."""
-        check_model_type(self.model_type)
+    def _check(self, labels: np.ndarray) -> None:
+        check_model_type(self.model_type, self.objective)
         if self.imbalance not in ("none", "class_weight", "smote"):
             raise ModelError(
                 f"imbalance must be none, class_weight or smote; got '{self.imbalance}'. "
                 "Pass --use-smote or --class-weight."
             )
-        labels = np.asarray(y).astype(np.int8)
+        if self.imbalance != "none" and self.objective != "binary":
+            raise ModelError(
+                f"imbalance '{self.imbalance}' applies to the binary objective; got objective "
+                f"'{self.objective}'. Pass --objective binary or drop --use-smote/--class-weight."
+            )
         if np.unique(labels).size < 2:
             raise ModelError(
                 f"training labels have a single class ({int(labels[0]) if labels.size else 'none'})"
                 "; a classifier needs both. Use more data or a lower --z-threshold."
             )
+
+    def fit(
+        self, X: pl.DataFrame | np.ndarray, y: np.ndarray, counts: np.ndarray | None = None,
+        groups: np.ndarray | None = None,
+    ) -> HotspotModel:
+        """Fit preprocessing and the estimator on training rows; returns self.
+
+        ``y`` holds the hotspot labels; the count and rank objectives also need
+        ``counts`` (the bins' event counts) and the rank objective ``groups`` (sizes of
+        consecutive row groups, one per bin, rows sorted by bin).
+        """
+        labels = np.asarray(y).astype(np.int8)
+        self._check(labels)
+        if self.objective != "binary" and counts is None:
+            raise ModelError(f"objective '{self.objective}' needs the counts to fit on; pass "
+                             "counts=target_count.")
         matrix = as_matrix(X, self.feature_names)
         self.preprocessor_ = self._preprocessor()
         if self.preprocessor_ is not None:
             matrix = self.preprocessor_.fit_transform(matrix).astype(np.float32)
+        target: np.ndarray = labels
         if self.imbalance == "smote":
             from imblearn.over_sampling import SMOTE
 
             k = int(min(5, max(labels.sum() - 1, 1)))
-            matrix, labels = SMOTE(random_state=self.random_state, k_neighbors=k).fit_resample(
-                matrix, labels)
-            logger.info("SMOTE resampled the training rows to %d", len(labels))
-        self.estimator_ = ESTIMATORS[self.model_type](self._weighted_params(labels),
-                                                      self.random_state)
-        self.estimator_.fit(matrix, labels)
+            matrix, target = SMOTE(random_state=self.random_state,
+                                   k_neighbors=k).fit_resample(matrix, labels)
+            logger.info("SMOTE resampled the training rows to %d", len(target))
+        elif self.objective == "poisson":
+            target = np.asarray(counts, dtype=np.float64)
+        elif self.objective == "lambdarank":
+            # Relevance grades must be small non-negative integers.
+            target = np.minimum(np.asarray(counts), 30).astype(np.int32)
+        self.estimator_ = ESTIMATORS[self.model_type](self._weighted_params(target),
+                                                      self.random_state, self.objective)
+        if self.objective == "lambdarank":
+            if groups is None:
+                raise ModelError("objective 'lambdarank' needs groups (rows per bin); pass "
+                                 "groups.")
+            self.estimator_.fit(matrix, target, group=groups)
+        else:
+            self.estimator_.fit(matrix, target)
+        if self.objective != "binary":
+            self.calibration_ = platt(self._raw(matrix), labels)
         return self
 
     def transform(self, X: pl.DataFrame | np.ndarray) -> np.ndarray:
-        """The classifier's input matrix for ``X`` (after fitted preprocessing)."""
+        """The estimator's input matrix for ``X`` (after fitted preprocessing)."""
         matrix = as_matrix(X, self.feature_names)
         if self.preprocessor_ is not None:
             matrix = self.preprocessor_.transform(matrix).astype(np.float32)
         return matrix
 
-    def predict_proba(self, X: pl.DataFrame | np.ndarray) -> np.ndarray:
-        """Positive-class probability per row (1-D)."""
+    def _raw(self, matrix: np.ndarray) -> np.ndarray:
+        est = self.estimator_
+        if self.objective == "binary" and hasattr(est, "predict_proba"):
+            return np.asarray(est.predict_proba(matrix))[:, 1].astype(np.float64)
+        # A LightGBM Booster loaded from its native file predicts probabilities (binary),
+        # expected counts (poisson) or rank scores (lambdarank).
+        return np.asarray(est.predict(matrix), dtype=np.float64)
+
+    def score(self, X: pl.DataFrame | np.ndarray) -> np.ndarray:
+        """The ranking score per row: probability, expected count or rank score."""
         if self.estimator_ is None:
             raise ModelError("the model is not fitted; call fit() first.")
-        matrix = self.transform(X)
-        if hasattr(self.estimator_, "predict_proba"):
-            return np.asarray(self.estimator_.predict_proba(matrix))[:, 1].astype(np.float64)
-        # A LightGBM Booster loaded from its native text file predicts probabilities.
-        return np.asarray(self.estimator_.predict(matrix), dtype=np.float64)
+        return self._raw(self.transform(X))
+
+    def predict_proba(self, X: pl.DataFrame | np.ndarray) -> np.ndarray:
+        """Hotspot probability per row (1-D)."""
+        raw = self.score(X)
+        if self.objective == "binary":
+            return raw
+        return calibrate(raw, self.calibration_, log=self.objective == "poisson")
 
     def feature_importance(self) -> dict[str, float]:
-        """Normalised importances (trees: impurity/gain; logistic: |coefficient|)."""
+        """Normalised importances (trees: impurity/gain; linear: |coefficient|)."""
         est = self.estimator_
         if est is None:
             return {}
@@ -225,3 +313,29 @@ class HotspotModel:
             return {}
         total = values.sum() or 1.0
         return {n: float(v / total) for n, v in zip(self.feature_names, values, strict=True)}
+
+
+def platt(score: np.ndarray, labels: np.ndarray, log: bool = True) -> tuple[float, float]:
+    """Logistic calibration ``(coef, intercept)`` of a score (``log1p`` of it by default)."""
+    from sklearn.linear_model import LogisticRegression
+
+    labels = np.asarray(labels).astype(np.int8)
+    x = np.log1p(np.maximum(score, 0.0)) if log else np.asarray(score, dtype=np.float64)
+    if labels.size > PLATT_ROWS:  # two parameters: a seeded sample pins them down
+        keep = np.random.default_rng(0).choice(labels.size, PLATT_ROWS, replace=False)
+        x, labels = x[keep], labels[keep]
+    if np.unique(labels).size < 2:
+        rate = labels.mean() if labels.size else 0.0
+        return 0.0, float(np.log((rate + 1e-6) / (1 - rate + 1e-6)))
+    model = LogisticRegression(C=1e6, max_iter=1000, solver="newton-cholesky").fit(
+        x[:, None], labels)
+    return float(model.coef_[0, 0]), float(model.intercept_[0])
+
+
+def calibrate(score: np.ndarray, coef_intercept: tuple[float, float],
+              log: bool = True) -> np.ndarray:
+    """Probability from a score with :func:`platt`'s calibration."""
+    coef, intercept = coef_intercept
+    x = np.log1p(np.maximum(score, 0.0)) if log else np.asarray(score, dtype=np.float64)
+    out: np.ndarray = 1.0 / (1.0 + np.exp(-(coef * x + intercept)))
+    return out

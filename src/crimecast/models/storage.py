@@ -18,8 +18,8 @@ from typing import Any
 
 from crimecast import __version__
 from crimecast.errors import ModelError, ModelIntegrityError
-from crimecast.models.baselines import BaselineModel
 from crimecast.models.estimators import HotspotModel
+from crimecast.models.naive import ColumnForecaster, EnsembleForecaster, Forecaster
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ TRUSTED_PREFIXES = ("sklearn.", "imblearn.", "numpy.", "builtins.", "scipy.")
 NATIVE_FILES = {"xgboost": "estimator.ubj", "lightgbm": "estimator.txt",
                 "catboost": "estimator.cbm"}
 
-AnyModel = HotspotModel | BaselineModel
+AnyModel = Forecaster
 
 
 def file_sha256(path: Path) -> str:
@@ -70,14 +70,23 @@ def save_model(model: AnyModel, directory: Path) -> dict[str, Any]:
         "model_type": model.model_type,
         "feature_names": list(model.feature_names),
     }
-    if isinstance(model, BaselineModel):
-        manifest.update(kind="baseline", column=model.column, coef=model.coef_,
+    if isinstance(model, ColumnForecaster):
+        manifest.update(kind="column", column=model.column, coef=model.coef_,
                         intercept=model.intercept_)
+    elif isinstance(model, EnsembleForecaster):
+        parts = {"learned": save_model(model.learned, directory / "learned"),
+                 "naive": save_model(model.naive, directory / "naive")}
+        manifest.update(kind="ensemble", weight=model.weight, scales=list(model.scales),
+                        coef=model.coef_, intercept=model.intercept_,
+                        parts={k: v["model_type"] for k, v in parts.items()})
+        for part in ("learned", "naive"):
+            files[part] = directory / part / MANIFEST
     else:
         if model.estimator_ is None:
             raise ModelError("cannot save an unfitted model; call fit() first.")
-        manifest.update(kind="classifier", params=model.params, imbalance=model.imbalance,
-                        random_state=model.random_state)
+        manifest.update(kind="learned", params=model.params, imbalance=model.imbalance,
+                        random_state=model.random_state, objective=model.objective,
+                        calibration=list(model.calibration_))
         if model.preprocessor_ is not None:
             files["preprocessor"] = directory / "preprocessor.skops"
             _dump_skops(model.preprocessor_, files["preprocessor"])
@@ -90,7 +99,7 @@ def save_model(model: AnyModel, directory: Path) -> dict[str, Any]:
             model.estimator_.save_model(str(files["estimator"]))
         else:
             _dump_skops(model.estimator_, files["estimator"])
-    manifest["files"] = {p.name: file_sha256(p) for p in files.values()}
+    manifest["files"] = {str(p.relative_to(directory)): file_sha256(p) for p in files.values()}
     tmp = directory / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
     tmp.replace(directory / MANIFEST)
@@ -129,31 +138,46 @@ def load_model(directory: Path | str) -> AnyModel:
     directory = Path(directory)
     manifest = read_manifest(directory)
     verify_files(directory, manifest)
-    if manifest.get("kind") == "baseline":
-        baseline = BaselineModel(manifest["model_type"])
-        baseline.coef_, baseline.intercept_ = manifest["coef"], manifest["intercept"]
-        return baseline
+    kind = manifest.get("kind")
+    if kind in ("column", "baseline"):
+        column = ColumnForecaster(manifest["model_type"])
+        column.coef_, column.intercept_ = manifest["coef"], manifest["intercept"]
+        return column
+    if kind == "ensemble":
+        learned, naive = load_model(directory / "learned"), load_model(directory / "naive")
+        if not isinstance(learned, HotspotModel) or not isinstance(naive, ColumnForecaster):
+            raise ModelIntegrityError(f"ensemble '{directory}' must hold a learned and a naive "
+                                      "part; re-train it.")
+        scales = manifest["scales"]
+        ensemble = EnsembleForecaster(learned, naive, manifest["weight"],
+                                      (float(scales[0]), float(scales[1])))
+        ensemble.coef_, ensemble.intercept_ = manifest["coef"], manifest["intercept"]
+        return ensemble
     model = HotspotModel(manifest["model_type"], manifest["feature_names"],
                          manifest.get("params"), manifest.get("imbalance", "none"),
-                         manifest.get("random_state", 42))
+                         manifest.get("random_state", 42), manifest.get("objective", "binary"))
+    calibration = manifest.get("calibration", [1.0, 0.0])
+    model.calibration_ = (float(calibration[0]), float(calibration[1]))
     files = manifest["files"]
     if "preprocessor.skops" in files:
         model.preprocessor_ = _load_skops(directory / "preprocessor.skops")
     kind = model.model_type
     path = directory / (NATIVE_FILES.get(kind) or "estimator.skops")
     if kind == "xgboost":
-        from xgboost import XGBClassifier
+        import xgboost
 
-        model.estimator_ = XGBClassifier()
+        model.estimator_ = {"binary": xgboost.XGBClassifier, "poisson": xgboost.XGBRegressor,
+                            "lambdarank": xgboost.XGBRanker}[model.objective]()
         model.estimator_.load_model(str(path))
     elif kind == "lightgbm":
         import lightgbm
 
         model.estimator_ = lightgbm.Booster(model_file=str(path))
     elif kind == "catboost":
-        from catboost import CatBoostClassifier
+        import catboost
 
-        model.estimator_ = CatBoostClassifier()
+        model.estimator_ = (catboost.CatBoostClassifier() if model.objective == "binary"
+                            else catboost.CatBoostRegressor())
         model.estimator_.load_model(str(path))
     else:
         model.estimator_ = _load_skops(path)

@@ -1,15 +1,12 @@
-"""Training: split by time, fit the model and the baselines, pick the decision threshold.
+"""Fitting the learned forecaster: its objective, imbalance handling and training rows.
 
-The threshold is chosen on a validation fold at the end of the training period
-(with the same gap as the test split), never on the test set. The final model is
-then refit on the whole training period with that threshold.
+:func:`fit_learned` is the one place a learned model is fitted, for a pipeline
+run, its validation fold and every backtest origin alike
+(:mod:`crimecast.pipeline.training` calls it), so they cannot drift apart.
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -17,66 +14,17 @@ import polars as pl
 
 from crimecast.config import FeatureConfig, ModelsConfig, PipelineConfig
 from crimecast.errors import ConfigError
-from crimecast.evaluation.split import (
-    TimeSplit,
-    affordable_features,
-    best_f1_threshold,
-    time_split,
-)
-from crimecast.features.meta import feature_columns
-from crimecast.models.baselines import BASELINES, BaselineModel
-from crimecast.models.estimators import HotspotModel, check_model_type
-from crimecast.models.tuning import tune_params
-
-logger = logging.getLogger(__name__)
+from crimecast.models.estimators import HotspotModel
 
 LABEL = "target_hotspot"
-MAX_GAP_SHARE = 0.25
-
-
-@dataclass
-class TrainResult:
-    """Everything the evaluation and the card need from training."""
-
-    model: HotspotModel
-    baselines: dict[str, BaselineModel]
-    threshold: float
-    baseline_thresholds: dict[str, float]
-    features: list[str]
-    dropped_features: list[str]
-    split: TimeSplit
-    bins: list[Any]
-    seconds: dict[str, float] = field(default_factory=dict)
-    tuned: dict[str, Any] = field(default_factory=dict)
-
-    def info(self) -> dict[str, Any]:
-        """JSON-ready description of the split, features and thresholds."""
-        split = self.split
-        return {
-            "model_type": self.model.model_type,
-            "params": self.model.params,
-            "imbalance": self.model.imbalance,
-            "features": self.features,
-            "dropped_features": self.dropped_features,
-            "decision_threshold": self.threshold,
-            "baseline_thresholds": self.baseline_thresholds,
-            "split": {
-                **split.describe(),
-                "train_start": str(self.bins[0]),
-                "train_end": str(self.bins[split.train_end - 1]),
-                "test_start": str(self.bins[split.test_start]),
-                "test_end": str(self.bins[-1]),
-            },
-            "seconds": self.seconds,
-            "tuning": self.tuned,
-        }
+COUNT = "target_count"
 
 
 def labelled_rows(frame: pl.DataFrame) -> pl.DataFrame:
     """Rows with a hotspot label, sorted by time then unit."""
     if LABEL not in frame.columns:
         raise ConfigError(
-            "the pipeline trains hotspot classifiers but the panel has no hotspot label "
+            "the pipeline trains hotspot forecasters but the panel has no hotspot label "
             "(label 'count'). Pass --label zscore or --label topk."
         )
     return frame.filter(pl.col(LABEL).is_not_null()).sort("bin_start", "unit_id")
@@ -89,64 +37,40 @@ def bin_position(frame: pl.DataFrame, bins: list[Any]) -> np.ndarray:
     return frame.join(lookup, on="bin_start", how="left", maintain_order="left")["_pos"].to_numpy()
 
 
-def _fit(model: HotspotModel, rows: pl.DataFrame) -> HotspotModel:
-    return model.fit(rows, rows[LABEL].to_numpy())
+def resolve_objective(pipeline: PipelineConfig, features: FeatureConfig) -> str:
+    """``auto``: Poisson for top-k and count labels (PAI ranks by expected count), binary
+    for the z-score label and whenever SMOTE or class weights are asked for."""
+    if pipeline.objective != "auto":
+        return pipeline.objective
+    if pipeline.use_smote or pipeline.class_weight or features.label == "zscore":
+        return "binary"
+    return "poisson"
 
 
-def train_models(
-    frame: pl.DataFrame, pipeline: PipelineConfig, features_config: FeatureConfig,
-    models: ModelsConfig, tune_trials: int = 0,
-) -> TrainResult:
-    """Split ``frame`` by time and fit the chosen model and every baseline."""
-    check_model_type(pipeline.model_type)
-    rows = labelled_rows(frame)
-    bins = rows["bin_start"].unique(maintain_order=True).to_list()
-    kept, dropped, gap = affordable_features(feature_columns(rows), features_config, len(bins),
-                                             MAX_GAP_SHARE)
-    if dropped:
-        logger.warning("left out %d features whose look-back exceeds %.0f%% of the data span: %s",
-                       len(dropped), MAX_GAP_SHARE * 100, ", ".join(dropped))
-    split = time_split(len(bins), pipeline.train_test_split_ratio, gap)
-    position = bin_position(rows, bins)
-    train = rows.filter(pl.Series(position < split.train_end))
-    inner = time_split(split.train_end, 0.8, gap)
-    inner_pos = position[position < split.train_end]
-    fit_rows = train.filter(pl.Series(inner_pos < inner.train_end))
-    valid_rows = train.filter(pl.Series(inner_pos >= inner.test_start))
-    imbalance = "smote" if pipeline.use_smote else (
-        "class_weight" if pipeline.class_weight else "none")
-    spec = models.models.get(pipeline.model_type)
-    params = dict(spec.params) if spec else {}
-    seconds: dict[str, float] = {}
-    tuned: dict[str, Any] = {}
-    if tune_trials > 0:
-        began = time.perf_counter()
-        tuned = tune_params(pipeline.model_type, train, kept, bin_position(train, bins[
-            : split.train_end]), gap, tune_trials, imbalance, models.random_state, params)
-        params.update(tuned["best_params"])
-        seconds["tune"] = time.perf_counter() - began
+def imbalance_of(pipeline: PipelineConfig) -> str:
+    """``smote``, ``class_weight`` or ``none`` from the pipeline flags."""
+    if pipeline.use_smote:
+        return "smote"
+    return "class_weight" if pipeline.class_weight else "none"
 
-    def make() -> HotspotModel:
-        return HotspotModel(pipeline.model_type, kept, params, imbalance, models.random_state)
 
-    began = time.perf_counter()
-    validation_model = _fit(make(), fit_rows)
-    threshold = best_f1_threshold(valid_rows[LABEL].to_numpy(),
-                                  validation_model.predict_proba(valid_rows))
-    seconds["validation_fit"] = time.perf_counter() - began
-    began = time.perf_counter()
-    model = _fit(make(), train)
-    seconds["final_fit"] = time.perf_counter() - began
-    baselines: dict[str, BaselineModel] = {}
-    baseline_thresholds: dict[str, float] = {}
-    for name in BASELINES:
-        probe = BaselineModel(name).fit(fit_rows, fit_rows[LABEL].to_numpy())
-        baseline_thresholds[name] = best_f1_threshold(valid_rows[LABEL].to_numpy(),
-                                                      probe.predict_proba(valid_rows))
-        baselines[name] = BaselineModel(name).fit(train, train[LABEL].to_numpy())
-    logger.info("trained %s on %d rows (%d features, gap %d bins); threshold %.3f",
-                pipeline.model_type, train.height, len(kept), gap, threshold)
-    return TrainResult(model=model, baselines=baselines, threshold=threshold,
-                       baseline_thresholds=baseline_thresholds, features=kept,
-                       dropped_features=dropped, split=split, bins=bins, seconds=seconds,
-                       tuned=tuned)
+def model_params(models: ModelsConfig, model_type: str) -> dict[str, Any]:
+    """The configured hyper-parameters of ``model_type`` (``models.yaml``)."""
+    spec = models.models.get(model_type)
+    return dict(spec.params) if spec else {}
+
+
+def group_sizes(rows: pl.DataFrame) -> np.ndarray:
+    """Rows per bin, in row order (rows sorted by bin): the rank objective's groups."""
+    return rows.group_by("bin_start", maintain_order=True).len()["len"].to_numpy()
+
+
+def fit_learned(
+    rows: pl.DataFrame, features: list[str], pipeline: PipelineConfig, objective: str,
+    params: dict[str, Any], random_state: int,
+) -> HotspotModel:
+    """Fit ``pipeline.model_type`` with ``objective`` on labelled rows sorted by bin."""
+    model = HotspotModel(pipeline.model_type, features, params, imbalance_of(pipeline),
+                         random_state, objective)
+    return model.fit(rows, rows[LABEL].to_numpy(), counts=rows[COUNT].to_numpy(),
+                     groups=group_sizes(rows) if objective == "lambdarank" else None)

@@ -15,8 +15,9 @@ import optuna
 import polars as pl
 from sklearn.metrics import average_precision_score
 
-from crimecast.evaluation.split import expanding_folds
 from crimecast.models.estimators import HotspotModel
+from crimecast.models.split import expanding_folds
+from crimecast.models.train import group_sizes
 
 logger = logging.getLogger(__name__)
 
@@ -49,13 +50,14 @@ def suggest(trial: optuna.Trial, model_type: str) -> dict[str, Any]:
 def tune_params(
     model_type: str, rows: pl.DataFrame, features: list[str], position: np.ndarray,
     gap: int, trials: int, imbalance: str, seed: int, base_params: dict[str, Any],
+    objective: str = "binary",
 ) -> dict[str, Any]:
     """Run ``trials`` Optuna trials; return the best parameters and the study's summary."""
     n_bins = int(position.max()) + 1
     folds = expanding_folds(n_bins, N_FOLDS, gap)
     labels = rows["target_hotspot"].to_numpy()
 
-    def objective(trial: optuna.Trial) -> float:
+    def mean_pr_auc(trial: optuna.Trial) -> float:
         params = {**base_params, **suggest(trial, model_type)}
         scores = []
         for train_end, valid_start, valid_end in folds:
@@ -63,8 +65,10 @@ def tune_params(
             valid_mask = (position >= valid_start) & (position < valid_end)
             if labels[fit_mask].sum() == 0 or labels[valid_mask].sum() == 0:
                 continue
-            model = HotspotModel(model_type, features, params, imbalance, seed)
-            model.fit(rows.filter(pl.Series(fit_mask)), labels[fit_mask])
+            model = HotspotModel(model_type, features, params, imbalance, seed, objective)
+            fit_rows = rows.filter(pl.Series(fit_mask))
+            model.fit(fit_rows, labels[fit_mask], counts=fit_rows["target_count"].to_numpy(),
+                      groups=group_sizes(fit_rows) if objective == "lambdarank" else None)
             prob = model.predict_proba(rows.filter(pl.Series(valid_mask)))
             scores.append(average_precision_score(labels[valid_mask], prob))
         return float(np.mean(scores)) if scores else 0.0
@@ -72,7 +76,7 @@ def tune_params(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(
         seed=seed))
-    study.optimize(objective, n_trials=trials)
+    study.optimize(mean_pr_auc, n_trials=trials)
     logger.info("tuning: best mean PR-AUC %.4f with %s", study.best_value, study.best_params)
     return {"best_params": study.best_params, "best_value": study.best_value,
             "trials": trials, "folds": [list(f) for f in folds], "gap_bins": gap,

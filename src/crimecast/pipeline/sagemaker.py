@@ -6,15 +6,20 @@ Steps and what each runs in the crimecast image (see :mod:`crimecast.pipeline.co
     Train (TrainingStep)       -> steps.train, into SM_MODEL_DIR (model.tar.gz)
     Evaluate (ProcessingStep)  -> steps.evaluate + steps.gate; PropertyFiles EvaluationReport
                                   (evaluation.json) and GateDecision (gate.json)
-    CheckF1 (ConditionStep)    F1 (JsonGet binary_classification_metrics.f1.value)
-                               >= F1Threshold, and gate.json "passed" is true
+    CheckGate (ConditionStep)  follows the configured gate metric: the learned model's
+                               validation value (JsonGet gate.json model_value) > the best
+                               naive forecaster's (baseline_value), or with gate_metric f1,
+                               F1 (JsonGet binary_classification_metrics.f1.value)
+                               >= F1Threshold; and gate.json "passed" is true
       if true:  CreateModelCard (ProcessingStep -> steps.card, then CreateModelCard API)
                 RegisterModel (ModelStep, ModelMetrics -> evaluation.json)
       if false: GateFailed (FailStep; the message carries F1Threshold)
 
-The second condition makes SageMaker register exactly when the local gate would
-(:func:`crimecast.evaluation.gate.decide_gate`: F1 at least the threshold *and*
-the model beats the best naive baseline on its primary metric).
+The "passed" condition makes SageMaker register exactly when the local gate would
+(:func:`crimecast.evaluation.gate.decide_gate`: the learned model beats the best
+naive forecaster on validation by the gate metric, and with ``f1`` also reaches
+the threshold). ``--register-best`` (deploying a naive or SEPP champion) is a
+local option; the exported pipeline registers only a learned model that passes.
 
 Building the definition makes no AWS call and reaches no network: the session
 has an explicit region and bucket and no credentials (so the SDK's telemetry,
@@ -35,6 +40,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from crimecast.errors import DependencyError
+from crimecast.evaluation.selection import primary_metric
 from crimecast.pipeline.container_io import BUNDLE_FILE, PipelineBundle
 from crimecast.pipeline.sagemaker_target import MODEL_PACKAGE_GROUP, SageMakerTarget
 
@@ -42,6 +48,8 @@ logger = logging.getLogger(__name__)
 
 F1_JSON_PATH = "binary_classification_metrics.f1.value"
 GATE_JSON_PATH = "passed"
+MODEL_VALUE_PATH = "model_value"
+BASELINE_VALUE_PATH = "baseline_value"
 PARAMETERS = ("ModelType", "TrainTestSplitRatio", "UseSmote", "F1Threshold", "InputDataUri")
 ENTRYPOINT = ["crimecast", "sagemaker", "entrypoint"]
 CACHE_EXPIRY = "P30D"
@@ -130,7 +138,11 @@ def definition_json(target: SageMakerTarget, bundle: PipelineBundle) -> str:
 
 
 def _build(target: SageMakerTarget, bundle: PipelineBundle, session: Any) -> Any:
-    from sagemaker.core.workflow.conditions import ConditionEquals, ConditionGreaterThanOrEqualTo
+    from sagemaker.core.workflow.conditions import (
+        ConditionEquals,
+        ConditionGreaterThan,
+        ConditionGreaterThanOrEqualTo,
+    )
     from sagemaker.core.workflow.execution_variables import ExecutionVariables
     from sagemaker.core.workflow.functions import Join, JsonGet
     from sagemaker.core.workflow.parameters import (
@@ -198,17 +210,26 @@ def _build(target: SageMakerTarget, bundle: PipelineBundle, session: Any) -> Any
              "--region", target.region]))
     register = jobs.register_model(model_uri, Join(on="/", values=[evaluation_uri,
                                                                    "evaluation.json"]), card)
+    metric = primary_metric(bundle.settings.features.label, pipe.gate_metric)
+    if metric == "f1":
+        first: Any = ConditionGreaterThanOrEqualTo(
+            left=JsonGet(step_name=evaluate.name, property_file=report,
+                         json_path=F1_JSON_PATH), right=f1_threshold)
+        rule = ["the model's F1 must be >= F1Threshold (", f1_threshold, ") and it"]
+    else:
+        first = ConditionGreaterThan(
+            left=JsonGet(step_name=evaluate.name, property_file=decision,
+                         json_path=MODEL_VALUE_PATH),
+            right=JsonGet(step_name=evaluate.name, property_file=decision,
+                          json_path=BASELINE_VALUE_PATH))
+        rule = ["the model"]
     failed = FailStep(name="GateFailed", error_message=Join(on="", values=[
-        "crimecast gate failed: the model's F1 must be >= F1Threshold (", f1_threshold,
-        ") and the model must beat the best naive baseline on its primary metric. "
-        "See evaluation.json and gate.json under ", evaluation_uri]))
+        "crimecast gate failed: ", *rule, f" must beat the best naive forecaster on the "
+        f"validation {metric}. See evaluation.json and gate.json under ", evaluation_uri]))
     check = ConditionStep(
-        name="CheckF1",
+        name="CheckGate",
         conditions=[
-            ConditionGreaterThanOrEqualTo(
-                left=JsonGet(step_name=evaluate.name, property_file=report,
-                             json_path=F1_JSON_PATH),
-                right=f1_threshold),
+            first,
             ConditionEquals(left=JsonGet(step_name=evaluate.name, property_file=decision,
                                          json_path=GATE_JSON_PATH), right=True),
         ],

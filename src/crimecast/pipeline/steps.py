@@ -19,13 +19,14 @@ from crimecast.data.load import write_json, write_parquet
 from crimecast.data.prepare import write_clean_outputs
 from crimecast.evaluation.gate import decide_gate
 from crimecast.evaluation.predict import predictions_frame
-from crimecast.evaluation.report import build_evaluation_report
+from crimecast.evaluation.report import build_evaluation_report, forecaster_ranking
 from crimecast.features.job import run_features, write_features
 from crimecast.features.unit_table import unit_table
-from crimecast.models.baselines import BASELINES
+from crimecast.models.naive import ColumnForecaster, EnsembleForecaster
 from crimecast.models.storage import load_model, save_model
-from crimecast.models.train import labelled_rows, train_models
+from crimecast.models.train import labelled_rows
 from crimecast.pipeline.runner import StepIO
+from crimecast.pipeline.training import fit_sepp_feature, train_forecasters
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ def process(io: StepIO) -> dict[str, Any]:
                        encoding=io.params["encoding"],
                        train_share=io.params["train_test_split_ratio"])
     cleaned, units, built = job.cleaned, job.units, job.features
+    split_only = PipelineConfig(train_test_split_ratio=io.params["train_test_split_ratio"])
+    built, _ = fit_sepp_feature(built, cleaned.clean, units, split_only, features_config)
     write_clean_outputs(cleaned, io.out)
     built.meta["provenance"] = provenance_of(paths)
     built.meta["excluded_crime_types"] = cleaned.report.excluded_crime_types
@@ -58,79 +61,136 @@ def process(io: StepIO) -> dict[str, Any]:
 
 
 def train(io: StepIO) -> dict[str, Any]:
-    """Fit the model and the baselines; save them pickle-free with the split details."""
+    """Fit every forecaster, rank them on validation; save them pickle-free."""
     frame = pl.read_parquet(io.inputs["features"])
-    result = train_models(
-        frame, PipelineConfig.model_validate(io.params["pipeline"]),
-        FeatureConfig.model_validate(io.params["features"]),
+    meta = json.loads(io.inputs["features_meta"].read_text())
+    units = pl.read_parquet(io.inputs["units"]).select("unit_id", "area_km2")
+    # The panel's own feature config: with the SEPP parameters fitted in process.
+    features_config = FeatureConfig.model_validate(meta["feature_config"])
+    result = train_forecasters(
+        frame, units, PipelineConfig.model_validate(io.params["pipeline"]), features_config,
         ModelsConfig.model_validate(io.params["models"]), tune_trials=io.params["tune"],
     )
-    manifest = save_model(result.model, io.out / "model")
-    for name, baseline in result.baselines.items():
-        save_model(baseline, io.out / "baselines" / name)
+    manifest = save_model(result.learned, io.out / "model")
+    for name, model in result.forecasters.items():
+        if name != result.learned.model_type:
+            save_model(model, io.out / "baselines" / name)
     info = result.info()
-    info["feature_importance"] = result.model.feature_importance()
+    info["feature_importance"] = result.learned.feature_importance()
     info["model_files"] = manifest["files"]
     # What serving needs to rebuild the same features and validate requests.
-    info["feature_config"] = io.params["features"]
-    info["nullable_features"] = [name for name in result.features
-                                 if frame[name].null_count()
-                                 or frame[name].cast(pl.Float64).is_nan().any()]
+    info["feature_config"] = meta["feature_config"]
+    nullable = [name for name in frame.columns if name in result.features
+                and (frame[name].null_count() or frame[name].cast(pl.Float64).is_nan().any())]
+    info["nullable_features"] = nullable
     write_json(info, io.out / "train_info.json")
-    return {"features": len(result.features), "threshold": result.threshold,
-            "train_bins": result.split.train_end, "seconds": result.seconds}
+    pipeline = PipelineConfig.model_validate(io.params["pipeline"])
+    deployed = result.champion if pipeline.register_best else result.learned.model_type
+    write_deployable(result.forecasters[deployed], info, io.out / "deploy", nullable)
+    return {"features": len(result.features),
+            "threshold": result.thresholds[result.learned.model_type],
+            "champion": result.champion, "train_bins": result.split.train_end,
+            "seconds": result.seconds}
+
+
+def write_deployable(model: Any, info: dict[str, Any], out: Path, nullable: list[str]) -> None:
+    """The forecaster registration deploys, with a ``train_info.json`` of its own: the
+    learned model, or with ``--register-best`` the champion (naive, SEPP, ensemble)."""
+    save_model(model, out / "model")
+    name = model.model_type
+    if name == info["model_type"]:
+        deploy_info = dict(info)
+    else:
+        deploy_info = {**info, "model_type": name, "features": list(model.feature_names),
+                       "params": describe_forecaster(model),
+                       "imbalance": "none", "feature_importance": {},
+                       "decision_threshold": info["thresholds"][name]}
+    deploy_info["forecaster_kind"] = info["forecasters"][name]
+    deploy_info["nullable_features"] = [f for f in nullable if f in model.feature_names]
+    write_json(deploy_info, out / "train_info.json")
+
+
+def describe_forecaster(model: Any) -> dict[str, Any]:
+    """The hyper-parameters of a forecaster other than the learned model, for the card."""
+    if isinstance(model, EnsembleForecaster):
+        return {"weight_learned": model.weight, "naive": model.naive.model_type,
+                "learned": model.learned.model_type, "learned_objective": model.learned.objective,
+                **{f"learned_{k}": v for k, v in model.learned.params.items()}}
+    if isinstance(model, ColumnForecaster):
+        return {"column": model.column, "calibration_coef": model.coef_,
+                "calibration_intercept": model.intercept_}
+    return {}
+
+
+def _load_forecasters(io: StepIO, info: dict[str, Any]) -> dict[str, Any]:
+    models = {info["model_type"]: load_model(io.inputs["model"])}
+    for name in info["forecasters"]:
+        if name != info["model_type"]:
+            models[name] = load_model(io.inputs["baselines"] / name)
+    return models
 
 
 def evaluate(io: StepIO) -> dict[str, Any]:
-    """Score the test period with the model and every baseline; write evaluation.json."""
+    """Score the test period with every forecaster; write evaluation.json and the ranking."""
     info = json.loads(io.inputs["train_info"].read_text())
     meta = json.loads(io.inputs["features_meta"].read_text())
     frame = labelled_rows(pl.read_parquet(io.inputs["features"]))
     test = frame.filter(pl.col("bin_start") >= dt.datetime.fromisoformat(
         info["split"]["test_start"]))
-    models = {info["model_type"]: load_model(io.inputs["model"])}
-    thresholds = {info["model_type"]: info["decision_threshold"]}
-    for name in BASELINES:
-        models[name] = load_model(io.inputs["baselines"] / name)
-        thresholds[name] = info["baseline_thresholds"][name]
+    models = _load_forecasters(io, info)
+    thresholds = {name: info["thresholds"][name] for name in models}
     predictions = predictions_frame(test, models)
     write_parquet(predictions, io.out / "predictions.parquet")
     units = pl.read_parquet(io.inputs["units"]).select("unit_id", "area_km2")
     label = meta["label"]["rule"]
+    validation = info["validation"]
     data = {
         "label": label,
-        "primary_metric": "pr_auc" if label == "zscore" else "pai@1%",
+        "primary_metric": validation["metric"],
         "spatial_unit": meta["panel"]["spatial_unit"],
         "time_bin": meta["panel"]["time_bin"],
         "split": info["split"],
-        "dropped_features": info["dropped_features"],
+        "objective": info["objective"],
         "synthetic": meta.get("provenance", {}).get("synthetic", False),
         "sources": meta.get("provenance", {}).get("sources", []),
     }
+    n = io.params["bootstrap_resamples"]
     report = build_evaluation_report(predictions, units, thresholds, info["model_type"], data,
-                                     n_resamples=io.params["bootstrap_resamples"])
+                                     n_resamples=n)
+    report["forecasters"] = forecaster_ranking(report, info)
     write_json(report, io.out / "evaluation.json")
+    champion = validation["champion"]
+    deployed = json.loads(io.inputs["deploy_info"].read_text())["model_type"]
+    if deployed != info["model_type"]:
+        deploy_report = build_evaluation_report(predictions, units, thresholds, deployed,
+                                                {**data, "deployed": deployed}, n_resamples=n)
+        deploy_report["forecasters"] = report["forecasters"]
+        write_json(deploy_report, io.out / "deploy" / "evaluation.json")
+    else:
+        write_json(report, io.out / "deploy" / "evaluation.json")
     from crimecast.evaluation.curves import calibration_curve, pr_curve
 
     primary = predictions.filter(pl.col("model") == info["model_type"])
+    shown = [n for n in (validation["best_naive"], "sepp", "ensemble") if n in models]
     curves = {
         "pr_curve": pr_curve(primary["y_true"].to_numpy(), primary["prob"].to_numpy()),
         "calibration": calibration_curve(primary["y_true"].to_numpy(),
                                          primary["prob"].to_numpy()),
         "baseline_pr_curves": {
             name: pr_curve(part["y_true"].to_numpy(), part["prob"].to_numpy())
-            for name in BASELINES
+            for name in shown
             for part in [predictions.filter(pl.col("model") == name)]
         },
     }
     write_json(curves, io.out / "curves.json")
     metrics = report["binary_classification_metrics"]
     return {"f1": metrics["f1"]["value"], "pr_auc": metrics["pr_auc"]["value"],
-            "pai@1%": report["hotspot_metrics"]["pai@1%"]["value"]}
+            "pai@1%": report["hotspot_metrics"]["pai@1%"]["value"], "champion": champion}
 
 
 def gate(io: StepIO) -> dict[str, Any]:
-    """The condition step: F1 at least the threshold and better than the best baseline."""
+    """The condition step: the learned model beats the best naive forecaster on validation
+    (and reaches the F1 threshold when the gate metric is F1)."""
     evaluation = json.loads(io.inputs["evaluation"].read_text())
     decision = decide_gate(evaluation, io.params["f1_threshold"])
     write_json(decision, io.out / "gate.json")
@@ -201,15 +261,20 @@ def register(io: StepIO) -> dict[str, Any]:
         model_dir=io.inputs["model"],
         input_example=example,
         tags={"crimecast_run_id": io.run_id, "gate": "passed" if decision["passed"] else
-              "failed", **lineage},
+              "failed", "forecaster": info["model_type"], **lineage},
     )
     version = None
-    if decision["passed"]:
+    kind = info.get("forecaster_kind", "learned")
+    if decision["passed"] or kind != "learned":
+        # A naive, SEPP or ensemble champion deploys with --register-best: it beat the
+        # learned model on validation, which the gate measures.
         version = registry.register(run_id, tags={
-            **lineage, "gate": "passed", "f1": str(metrics.get("f1")),
-            "crimecast_run_id": io.run_id})
+            **lineage, "gate": "passed" if decision["passed"] else "champion",
+            "forecaster": info["model_type"], "forecaster_kind": kind,
+            "f1": str(metrics.get("f1")), "crimecast_run_id": io.run_id})
     result = {"mlflow_run_id": run_id, "registered": version is not None,
-              "version": version, "model_name": registry.model_name,
+              "version": version, "forecaster": info["model_type"], "forecaster_kind": kind,
+              "model_name": registry.model_name,
               "tracking_uri": registry.tracking_uri}
     write_json(result, io.out / "registration.json")
     return result

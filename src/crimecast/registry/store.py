@@ -274,10 +274,11 @@ class ModelRegistry:
     def promote(self, version: int, alias: str = DEFAULT_ALIAS) -> ModelVersionInfo:
         """Move ``alias`` to ``version`` and tag it ``approval_status=Approved``.
 
-        A version whose ``gate`` tag is present and not ``passed`` is refused.
+        A version whose ``gate`` tag is present and neither ``passed`` nor ``champion``
+        (the best validated forecaster, registered with ``--register-best``) is refused.
         """
         info = self.get_version(version)
-        if info.tags.get("gate", "passed") != "passed":
+        if info.tags.get("gate", "passed") not in ("passed", "champion"):
             raise RegistryError(f"model version {version} of '{self.model_name}' did not pass "
                                 f"the evaluation gate (gate={info.tags['gate']}); "
                                 "it cannot be promoted.")

@@ -28,7 +28,7 @@ from crimecast.config import FeatureConfig
 from crimecast.errors import ModelError, RegistryError
 from crimecast.features.unit_table import units_from_table
 from crimecast.features.units import UnitSet
-from crimecast.models.estimators import HotspotModel
+from crimecast.models.naive import Forecaster
 from crimecast.models.storage import MANIFEST, load_model
 
 logger = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ _MLFLOW_RUN = re.compile(r"^[0-9a-f]{32}$")
 class ModelBundle:
     """A loaded model with its metadata (see the module docstring)."""
 
-    model: HotspotModel
+    model: Forecaster
     threshold: float
     feature_config: FeatureConfig
     nullable: frozenset[str]
@@ -80,9 +80,6 @@ def _assemble(model_dir: Path, files: dict[str, Path | None], *, source: str,
               run_id: str | None, version: int | None, model_name: str,
               crimecast_run_id: str | None, data_hint: Path | None) -> ModelBundle:
     model = load_model(model_dir)
-    if not isinstance(model, HotspotModel):
-        raise ModelError(f"'{model_dir}' holds a baseline, not a trained model; serve the "
-                         "run's model (train/model).")
     info = _read_json(files["train_info"])
     if info is None:
         raise ModelError(f"no train_info.json next to the model in '{model_dir}'; it holds "
@@ -115,8 +112,14 @@ def load_bundle_from_dir(directory: Path) -> ModelBundle:
     if not directory.is_dir():
         raise ModelError(f"model directory '{directory}' does not exist. Pass --model-dir "
                          "with a folder holding model.json and train_info.json.")
-    if (directory / "train" / "model" / MANIFEST).is_file():
+    if (directory / "train" / "deploy" / "model" / MANIFEST).is_file():
         return _load_run_dir(directory)
+    if (directory / "deploy" / "model" / MANIFEST).is_file():  # a training job's output
+        deploy = directory / "deploy"
+        files = {name: _first(deploy / file, directory / file) for name, file in _FILES.items()}
+        return _assemble(deploy / "model", files, source=str(directory), run_id=None,
+                         version=None, model_name="crimecast-hotspots", crimecast_run_id=None,
+                         data_hint=None)
     model_dir = directory / "model" if (directory / "model" / MANIFEST).is_file() else directory
     files = {name: _first(directory / file, model_dir / file) for name, file in _FILES.items()}
     return _assemble(model_dir, files, source=str(directory), run_id=None, version=None,
@@ -126,15 +129,17 @@ def load_bundle_from_dir(directory: Path) -> ModelBundle:
 _FILES = {"train_info": "train_info.json", "features_meta": "features_meta.json",
           "units": "units.parquet", "model_card": "model_card.json",
           "card_html": "model_card.html", "evaluation": "evaluation.json"}
-_RUN_FILES = {"train_info": "train/train_info.json", "features_meta": "process/features_meta.json",
+_RUN_FILES = {"train_info": "train/deploy/train_info.json",
+              "features_meta": "process/features_meta.json",
               "units": "process/units.parquet", "model_card": "card/model_card.json",
-              "card_html": "card/model_card.html", "evaluation": "evaluate/evaluation.json"}
+              "card_html": "card/model_card.html",
+              "evaluation": "evaluate/deploy/evaluation.json"}
 
 
 def _load_run_dir(run_dir: Path) -> ModelBundle:
     files = {name: _first(run_dir / file) for name, file in _RUN_FILES.items()}
     registration = _read_json(_first(run_dir / "register" / "registration.json")) or {}
-    return _assemble(run_dir / "train" / "model", files, source=str(run_dir),
+    return _assemble(run_dir / "train" / "deploy" / "model", files, source=str(run_dir),
                      run_id=registration.get("mlflow_run_id"),
                      version=registration.get("version"),
                      model_name=registration.get("model_name", "crimecast-hotspots"),

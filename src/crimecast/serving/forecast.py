@@ -35,7 +35,8 @@ import polars as pl
 from crimecast.errors import ConfigError
 from crimecast.features.asof import PanelGrid
 from crimecast.features.build import AUTO_Z_WINDOW, build_features, per_bin_context
-from crimecast.features.catalog import lookback_days
+from crimecast.features.catalog import history_days
+from crimecast.features.context import Horizon
 from crimecast.features.timebins import TimeBinning
 from crimecast.serving.bundle import ModelBundle
 from crimecast.serving.store import EventStore
@@ -45,6 +46,8 @@ logger = logging.getLogger(__name__)
 _HORIZON = re.compile(r"^(\d{1,4})(h|d|w)$")
 _UNIT_HOURS = {"h": 1, "d": 24, "w": 168}
 EXPECTED_PERIODS = 4
+EARLIEST = dt.datetime(1900, 1, 1)
+ALL_STORE = dt.timedelta(days=365 * 200)  # "all history": wider than any data store
 MIN_AT = dt.datetime(1970, 1, 1)
 MAX_AT = dt.datetime(2100, 1, 1)
 
@@ -98,12 +101,10 @@ def parse_horizon(text: str, binning: TimeBinning, max_days: int) -> int:
     return hours // binning.hours
 
 
-def _lookback(bundle: ModelBundle, binning: TimeBinning, z_window: int) -> dt.timedelta:
-    cfg = bundle.feature_config
-    days = max(lookback_days(name, bin_hours=binning.hours, z_window_bins=z_window,
-                             settle_days=cfg.settle_days, horizon=cfg.horizon,
-                             weather=cfg.weather, near_repeat_hours=cfg.near_repeat_hours)
-               for name in bundle.features)
+def _lookback(bundle: ModelBundle, z_window: int) -> dt.timedelta:
+    days = history_days(bundle.features, Horizon.of(bundle.feature_config, z_window))
+    if math.isinf(days):  # an all-history feature reads the whole store
+        return ALL_STORE
     # Room for the warm-up bins and the expected-count periods.
     return dt.timedelta(days=math.ceil(days) + 2) + EXPECTED_PERIODS * dt.timedelta(days=7)
 
@@ -127,8 +128,8 @@ def compute_forecast(bundle: ModelBundle, store: EventStore, weather: pl.DataFra
     # Whole weeks covering the lead and the window, so every past window ends by issue time.
     period = dt.timedelta(days=7 * max(1, math.ceil((k + cfg.horizon - 1) * binning.hours
                                                     / 168)))
-    since = issued_at - max(_lookback(bundle, binning, z_window) + warmup * binning.step,
-                            EXPECTED_PERIODS * period)
+    since = max(issued_at - max(_lookback(bundle, z_window) + warmup * binning.step,
+                                EXPECTED_PERIODS * period), EARLIEST)
     events = store.known_before(issued_at, since, cfg.delay_aware)
     built = build_features(events, bundle.units, cfg, weather=weather,
                            start=binning.start_of(issue - warmup),

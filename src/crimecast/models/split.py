@@ -1,27 +1,31 @@
-"""Time-ordered splits with a gap, and the features a split can honestly afford.
+"""Time-ordered splits with a gap that keeps every training label known at the forecast.
 
 Rows are split by bin, never shuffled: the last ``1 - train_test_split_ratio`` of
 the panel's bins are the test period, and the training period ends ``gap`` bins
-before it, where ``gap`` is the longest look-back of any model feature (see
-:func:`crimecast.features.catalog.lookback_days`). Features whose look-back would
-need a gap longer than ``max_gap_share`` of the whole span are left out of the
-model for that run (and listed), rather than shrinking the gap. The decision
-threshold is chosen on a validation fold carved from the end of the training
-period the same way; tuning uses expanding-window folds with the same gap.
+before it. The gap protects *labels*, not features: a forecast issued at the
+start of the test period (``horizon - 1`` bins before its first bin) may learn
+only from bins whose counts were known then, and with delay-aware data a bin's
+count settles only ``settle_days`` after it (late reports; LAPD's 99th
+percentile is 15 days). So ``gap = (horizon - 1) + settle bins`` when
+delay-aware, else ``horizon - 1`` (:func:`label_gap`). Feature windows may
+reach back into the training period however long they are: every feature is
+as-of (built only from events known before its bin's issue time), exactly as in
+deployment, where yesterday's counts are both last training labels and today's
+features. The decision threshold and the choice of champion use a validation
+fold carved from the end of the training period the same way; tuning uses
+expanding-window folds with the same gap.
 """
 
 from __future__ import annotations
 
-import math
+import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
 
 from crimecast.config import FeatureConfig
 from crimecast.errors import ConfigError
-from crimecast.features.build import AUTO_Z_WINDOW
-from crimecast.features.catalog import lookback_days
-from crimecast.features.timebins import STEPS_HOURS
+from crimecast.features.timebins import TimeBinning
 
 
 @dataclass(frozen=True)
@@ -39,30 +43,13 @@ class TimeSplit:
                 "test_bins": self.n_bins - self.test_start}
 
 
-def feature_lookbacks(features: list[str], config: FeatureConfig) -> dict[str, float]:
-    """Look-back in days of each feature under ``config``."""
-    z_window = config.z_window or AUTO_Z_WINDOW[config.time_bin]
-    return {
-        name: lookback_days(
-            name, bin_hours=STEPS_HOURS[config.time_bin], z_window_bins=z_window,
-            settle_days=config.settle_days, horizon=config.horizon, weather=config.weather,
-            near_repeat_hours=config.near_repeat_hours,
-        )
-        for name in features
-    }
-
-
-def affordable_features(
-    features: list[str], config: FeatureConfig, n_bins: int, max_gap_share: float
-) -> tuple[list[str], list[str], int]:
-    """(kept features, dropped features, gap in bins) for a panel of ``n_bins`` bins."""
-    bin_days = STEPS_HOURS[config.time_bin] / 24
-    budget_days = max_gap_share * n_bins * bin_days
-    lookback = feature_lookbacks(features, config)
-    kept = [f for f in features if lookback[f] <= budget_days]
-    dropped = [f for f in features if f not in kept]
-    longest = max((lookback[f] for f in kept), default=0.0)
-    return kept, dropped, math.ceil(longest / bin_days - 1e-9)
+def label_gap(config: FeatureConfig) -> int:
+    """Bins between the last training bin and the first forecast bin (see module doc)."""
+    settle = 0
+    if config.delay_aware and config.settle_days > 0:
+        binning = TimeBinning(config.time_bin, config.shift_start_hour)
+        settle = binning.bins_for(dt.timedelta(days=config.settle_days))
+    return config.horizon - 1 + settle
 
 
 def time_split(n_bins: int, ratio: float, gap: int) -> TimeSplit:
@@ -77,7 +64,7 @@ def time_split(n_bins: int, ratio: float, gap: int) -> TimeSplit:
     if train_end < 2 or n_bins - test_start < 1:
         raise ConfigError(
             f"the data spans {n_bins} bins, too few for a split at ratio {ratio} with a "
-            f"{gap}-bin gap (the longest feature look-back). Use more data, a shorter "
+            f"{gap}-bin gap (labels settle for settle_days). Use more data, a shorter "
             "--time-bin, or a higher --train-test-split-ratio."
         )
     return TimeSplit(train_end=train_end, test_start=test_start, n_bins=n_bins, gap=gap)

@@ -1,0 +1,82 @@
+"""Computations of the declared features that judge settled history or nearby events.
+
+The three was-hotspot flags compare a known count with a threshold from the
+unit's *settled* history (events known within ``settle_days``), so a late report
+can never move a threshold after the fact; near-repeat counts events within a
+radius of the unit rather than inside it. Each function takes the
+:class:`~crimecast.features.context.FeatureContext` and returns a matrix at
+issue rows, as every declaration's ``compute`` does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+
+from crimecast.features.asof import (
+    day_window_counts,
+    occurrence_counts,
+    trailing_stats,
+    window_counts,
+)
+from crimecast.features.context import FeatureContext
+from crimecast.features.daily import DailyHistory, daily_history
+
+DAILY_WINDOW = 28
+
+
+def _flag(count: np.ndarray, threshold: np.ndarray) -> np.ndarray:
+    """1 where a known count reaches the threshold (and is at least 1); NaN without one."""
+    flag = ((count >= threshold) & (count >= 1)).astype(np.float32)
+    flag[np.isnan(threshold)] = np.nan
+    return flag
+
+
+def bin_days(c: FeatureContext) -> np.ndarray:
+    """Calendar day (datetime64[D]) of each panel bin's start."""
+    hours = np.arange(c.grid.first_bin, c.grid.last_bin + 1, dtype=np.int64) * c.binning.hours
+    starts = np.datetime64(c.binning.origin, "h") + hours.astype("timedelta64[h]")
+    return starts.astype("datetime64[D]")
+
+
+def was_hotspot_last_bin(c: FeatureContext) -> np.ndarray:
+    """The last bin's known count against mean + z·sd of the unit's settled earlier bins."""
+    settle = c.binning.bins_for(dt.timedelta(days=c.config.settle_days))
+    settled = occurrence_counts(c.events, c.grid, max_delay=1 + settle)
+    mean, sd = trailing_stats(settled, c.z_window, lag=1 + settle)
+    threshold = mean + c.config.z_threshold * np.maximum(sd, c.config.z_sd_floor)
+    return _flag(c.trailing(1), threshold)
+
+
+def _daily(c: FeatureContext) -> DailyHistory:
+    def make() -> DailyHistory:
+        issue = bin_days(c)
+        return daily_history(
+            c.clean, c.unit_index, delay_aware=c.config.delay_aware,
+            first_day=issue.min().astype(dt.date) - dt.timedelta(days=1),
+            last_day=issue.max().astype(dt.date), settle_days=c.config.settle_days,
+            window_days=DAILY_WINDOW, z_threshold=c.config.z_threshold,
+            sd_floor=c.config.z_sd_floor, n_units=c.grid.n_units)
+    history: DailyHistory = c.shared("daily_history", make)
+    return history
+
+
+def was_daily_hotspot_yesterday(c: FeatureContext) -> np.ndarray:
+    """Yesterday's known count against the settled daily threshold."""
+    yesterday = day_window_counts(c.events, c.grid, c.binning)
+    return _flag(yesterday, _daily(c).yesterday_threshold(bin_days(c)))
+
+
+def was_hotspot_last_year_same_day(c: FeatureContext) -> np.ndarray:
+    """The settled daily label of the same weekday 52 weeks before the issue day."""
+    return _daily(c).last_year_hotspot(bin_days(c))
+
+
+def near_repeat(c: FeatureContext) -> np.ndarray:
+    """Events known at issue time within the radius of each unit over the trailing hours."""
+    lat, lon = c.events["lat"].to_numpy(), c.events["lon"].to_numpy()
+    event_idx, unit_idx = c.units.within(lat, lon, c.config.near_repeat_radius_m)
+    near = c.events[event_idx].with_columns(_u=pl.Series(unit_idx, dtype=pl.Int64))
+    return window_counts(near, c.grid, c.bins(c.config.near_repeat_hours / 24))

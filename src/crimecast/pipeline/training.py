@@ -1,0 +1,301 @@
+"""Train every forecaster and choose the champion on validation: the one code path of
+``crimecast run`` and of each ``crimecast backtest`` origin.
+
+1. Split the labelled rows by time (:mod:`crimecast.models.split`): training bins
+   end ``gap`` bins before the forecast period, so every training label was known
+   when the forecast is issued.
+2. Carve a validation fold from the end of the training period the same way. On
+   it, fit the learned model (its objective, class weights or SMOTE, tuned
+   parameters) on the earlier rows and score every forecaster: the learned model,
+   SEPP, every naive forecaster, and the ensemble of the learned model with the
+   best naive one (its weight chosen on the same fold). Each gets its F1
+   decision threshold there, and the primary metric ranks them; the best is the
+   champion. Nothing is chosen on the test period.
+3. Refit the learned model on the whole training period (the naive forecasters
+   and SEPP only recalibrate their probability) and keep the validated weight,
+   thresholds and ranking.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+from scipy.stats import rankdata
+
+from crimecast.config import FeatureConfig, ModelsConfig, PipelineConfig
+from crimecast.evaluation.selection import (
+    best_of,
+    champion_line,
+    metric_value,
+    primary_metric,
+    rank,
+    ranking_table,
+    score_rows,
+)
+from crimecast.features.build import FeatureSet, rebuild_column
+from crimecast.features.excitation import fit_panel_sepp
+from crimecast.features.meta import feature_columns
+from crimecast.features.units import UnitSet
+from crimecast.models.estimators import HotspotModel, check_model_type
+from crimecast.models.naive import (
+    COLUMN_FORECASTERS,
+    ENSEMBLE,
+    ColumnForecaster,
+    EnsembleForecaster,
+    Forecaster,
+    is_naive,
+)
+from crimecast.models.split import TimeSplit, best_f1_threshold, label_gap, time_split
+from crimecast.models.train import (
+    LABEL,
+    bin_position,
+    fit_learned,
+    imbalance_of,
+    labelled_rows,
+    model_params,
+    resolve_objective,
+)
+from crimecast.models.tuning import tune_params
+
+logger = logging.getLogger(__name__)
+
+VALIDATION_SHARE = 0.8
+ENSEMBLE_WEIGHTS = tuple(round(w, 2) for w in np.linspace(0.0, 1.0, 11))
+
+
+@dataclass
+class TrainResult:
+    """Every fitted forecaster, the validated choices and the split."""
+
+    learned: HotspotModel
+    forecasters: dict[str, Forecaster]
+    kinds: dict[str, str]
+    thresholds: dict[str, float]
+    validation: dict[str, Any]
+    features: list[str]
+    objective: str
+    split: TimeSplit
+    bins: list[Any]
+    seconds: dict[str, float] = field(default_factory=dict)
+    tuned: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def champion(self) -> str:
+        """The forecaster with the best validation value of the primary metric."""
+        name: str = self.validation["champion"]
+        return name
+
+    def info(self) -> dict[str, Any]:
+        """JSON-ready description of the split, features, thresholds and validation."""
+        split = self.split
+        test_end = self.bins[-1] if split.test_start < len(self.bins) else None
+        return {
+            "model_type": self.learned.model_type,
+            "objective": self.objective,
+            "params": self.learned.params,
+            "imbalance": self.learned.imbalance,
+            "features": self.features,
+            "decision_threshold": self.thresholds[self.learned.model_type],
+            "thresholds": self.thresholds,
+            "forecasters": self.kinds,
+            "validation": self.validation,
+            "split": {
+                **split.describe(),
+                "train_start": str(self.bins[0]),
+                "train_end": str(self.bins[split.train_end - 1]),
+                "test_start": str(self.bins[split.test_start]) if test_end else None,
+                "test_end": str(test_end) if test_end else None,
+            },
+            "seconds": self.seconds,
+            "tuning": self.tuned,
+        }
+
+
+def _kind(name: str, learned: str) -> str:
+    if name == learned:
+        return "learned"
+    if name == ENSEMBLE:
+        return "ensemble"
+    return "naive" if is_naive(name) else "sepp"
+
+
+def _score(model: Forecaster, rows: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    return model.score(rows), model.predict_proba(rows)
+
+
+def _best_weight(learned: np.ndarray, naive: np.ndarray, model: EnsembleForecaster,
+                 rows: pl.DataFrame, unit_areas: pl.DataFrame, metric: str) -> float:
+    """The ensemble weight with the best validation metric (ties: the smaller weight)."""
+    best, best_value = 0.0, -np.inf
+    for weight in ENSEMBLE_WEIGHTS:
+        model.weight = weight
+        score = model.blend(learned, naive)
+        # Any order-preserving map into [0, 1] ranks the same for PR-AUC and ROC-AUC.
+        order = rankdata(score) / len(score)
+        threshold = best_f1_threshold(rows[LABEL].to_numpy(), order)
+        value = metric_value(score_rows(rows, score, order), unit_areas, metric, threshold)
+        if value is not None and value > best_value + 1e-12:
+            best, best_value = weight, value
+    return best
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """The bins of the labelled rows, the train/test split and the validation fold."""
+
+    bins: list[Any]
+    split: TimeSplit
+    inner: TimeSplit
+
+    @property
+    def validation_cutoff(self) -> Any:
+        """Start of the first validation-fold bin: what SEPP may be fitted on ends here."""
+        return self.bins[self.inner.test_start - self.inner.gap]
+
+
+def plan_split(rows: pl.DataFrame, pipeline: PipelineConfig, features_config: FeatureConfig,
+               forecast_start: Any = None) -> SplitPlan:
+    """Split labelled ``rows`` (sorted by bin) as :func:`train_forecasters` does."""
+    bins = rows["bin_start"].unique(maintain_order=True).to_list()
+    gap = label_gap(features_config)
+    if forecast_start is None:
+        split = time_split(len(bins), pipeline.train_test_split_ratio, gap)
+    else:
+        start = sum(1 for b in bins if b < forecast_start)
+        split = TimeSplit(train_end=start - gap, test_start=start, n_bins=len(bins), gap=gap)
+    return SplitPlan(bins=bins, split=split,
+                     inner=time_split(split.train_end, VALIDATION_SHARE, gap))
+
+
+def train_forecasters(
+    frame: pl.DataFrame, unit_areas: pl.DataFrame, pipeline: PipelineConfig,
+    features_config: FeatureConfig, models: ModelsConfig, tune_trials: int = 0,
+    forecast_start: Any = None,
+) -> TrainResult:
+    """Fit every forecaster on ``frame``'s training period and choose the champion.
+
+    ``forecast_start`` (a bin start) fixes the first forecast bin, as a backtest
+    origin does; by default it follows ``pipeline.train_test_split_ratio``.
+    """
+    objective = resolve_objective(pipeline, features_config)
+    check_model_type(pipeline.model_type, objective)
+    rows = labelled_rows(frame)
+    plan = plan_split(rows, pipeline, features_config, forecast_start)
+    bins, split, inner, gap = plan.bins, plan.split, plan.inner, plan.split.gap
+    position = bin_position(rows, bins)
+    train = rows.filter(pl.Series(position < split.train_end))
+    inner_pos = position[position < split.train_end]
+    fit_rows = train.filter(pl.Series(inner_pos < inner.train_end))
+    valid_rows = train.filter(pl.Series(inner_pos >= inner.test_start))
+    features = feature_columns(rows)
+    params = model_params(models, pipeline.model_type)
+    seconds: dict[str, float] = {}
+    tuned: dict[str, Any] = {}
+    if tune_trials > 0:
+        began = time.perf_counter()
+        tuned = tune_params(pipeline.model_type, train, features, inner_pos, gap, tune_trials,
+                            imbalance_of(pipeline), models.random_state, params, objective)
+        params.update(tuned["best_params"])
+        seconds["tune"] = time.perf_counter() - began
+    learned_name = pipeline.model_type
+    metric = primary_metric(features_config.label, pipeline.gate_metric)
+
+    began = time.perf_counter()
+    probe: dict[str, Forecaster] = {learned_name: fit_learned(
+        fit_rows, features, pipeline, objective, params, models.random_state)}
+    seconds["validation_fit"] = time.perf_counter() - began
+    y_fit = fit_rows[LABEL].to_numpy()
+    for name in COLUMN_FORECASTERS:
+        if COLUMN_FORECASTERS[name] in rows.columns:
+            probe[name] = ColumnForecaster(name).fit(fit_rows, y_fit)
+    y_valid = valid_rows[LABEL].to_numpy()
+    scored = {name: _score(model, valid_rows) for name, model in probe.items()}
+    thresholds = {name: best_f1_threshold(y_valid, prob) for name, (_, prob) in scored.items()}
+    values = {name: metric_value(score_rows(valid_rows, s, p), unit_areas, metric,
+                                 thresholds[name]) for name, (s, p) in scored.items()}
+    kinds = {name: _kind(name, learned_name) for name in probe}
+    naive_name = best_of(values, kinds, "naive")
+    weight = 0.0
+    if naive_name is not None:
+        assert isinstance(probe[naive_name], ColumnForecaster)
+        blend = EnsembleForecaster(probe[learned_name], probe[naive_name])  # type: ignore[arg-type]
+        blend.fit(fit_rows, y_fit)
+        weight = _best_weight(scored[learned_name][0], scored[naive_name][0], blend,
+                              valid_rows, unit_areas, metric)
+        blend.weight = weight
+        blend.fit(fit_rows, y_fit)
+        probe[ENSEMBLE] = blend
+        scored[ENSEMBLE] = _score(blend, valid_rows)
+        thresholds[ENSEMBLE] = best_f1_threshold(y_valid, scored[ENSEMBLE][1])
+        values[ENSEMBLE] = metric_value(score_rows(valid_rows, *scored[ENSEMBLE]), unit_areas,
+                                        metric, thresholds[ENSEMBLE])
+        kinds[ENSEMBLE] = "ensemble"
+    champion = rank(values, kinds)[0]
+
+    began = time.perf_counter()
+    learned = fit_learned(train, features, pipeline, objective, params, models.random_state)
+    seconds["final_fit"] = time.perf_counter() - began
+    y_train = train[LABEL].to_numpy()
+    final: dict[str, Forecaster] = {learned_name: learned}
+    for name, model in probe.items():
+        if isinstance(model, ColumnForecaster):
+            final[name] = ColumnForecaster(name).fit(train, y_train)
+    if naive_name is not None:
+        naive_final = final[naive_name]
+        assert isinstance(naive_final, ColumnForecaster)
+        final[ENSEMBLE] = EnsembleForecaster(learned, naive_final, weight).fit(train, y_train)
+    validation = {
+        "metric": metric,
+        "values": values,
+        "ranking": ranking_table(values, kinds, metric),
+        "champion": champion,
+        "champion_kind": kinds[champion],
+        "champion_line": champion_line(champion, kinds, learned_name, values, metric),
+        "best_naive": naive_name,
+        "ensemble": {"naive": naive_name, "weight": weight},
+        "bins": {"fit": inner.train_end, "gap": gap,
+                 "validation": split.train_end - inner.test_start,
+                 "start": str(bins[inner.test_start]),
+                 "end": str(bins[split.train_end - 1])},
+    }
+    logger.info("trained %s (%s) on %d rows, %d features, gap %d bins; champion on "
+                "validation: %s", learned_name, objective, train.height, len(features), gap,
+                champion)
+    return TrainResult(learned=learned, forecasters=final, kinds=kinds, thresholds=thresholds,
+                       validation=validation, features=features, objective=objective,
+                       split=split, bins=bins, seconds=seconds, tuned=tuned)
+
+
+def fit_sepp_feature(
+    built: FeatureSet, clean: pl.DataFrame, units: UnitSet, pipeline: PipelineConfig,
+    features_config: FeatureConfig, forecast_start: Any = None,
+) -> tuple[FeatureSet, FeatureConfig]:
+    """Fit the SEPP by EM on events known before the validation fold and rebuild the
+    ``sepp_intensity`` column with those parameters.
+
+    The fit ends where the learned model's validation fit ends, so SEPP's
+    parameters have seen neither the validation fold nor the test period. The
+    returned config (and ``meta["feature_config"]``) carries the parameters, so
+    serving rebuilds the same column.
+    """
+    config = features_config
+    frame = built.frame
+    fit_info: dict[str, Any] | None = None
+    if "sepp_intensity" in frame.columns:
+        plan = plan_split(labelled_rows(frame), pipeline, features_config, forecast_start)
+        fit = fit_panel_sepp(clean, units, features_config, plan.validation_cutoff)
+        if fit is not None:
+            config = features_config.model_copy(update={"sepp": fit.params.as_dict()})
+            frame = rebuild_column(frame, clean, units, config, "sepp_intensity")
+            fit_info = {"params": fit.params.as_dict(), "events": fit.n_events,
+                        "pairs": fit.n_pairs, "iterations": fit.iterations,
+                        "converged": fit.converged, "log_likelihood": fit.log_likelihood,
+                        "seconds": round(fit.seconds, 3),
+                        "fitted_before": str(plan.validation_cutoff)}
+    meta = {**built.meta, "feature_config": config.model_dump(mode="json"), "sepp_fit": fit_info}
+    return FeatureSet(frame=frame, meta=meta), config
