@@ -23,8 +23,8 @@ from crimecast.data.generate import generate_incidents
 from crimecast.data.load import write_incidents
 from crimecast.features.meta import feature_columns
 from crimecast.models.estimators import ESTIMATORS, HotspotModel
-from crimecast.models.split import affordable_features, time_split
-from crimecast.models.train import MAX_GAP_SHARE, bin_position, labelled_rows
+from crimecast.models.split import label_gap, time_split
+from crimecast.models.train import bin_position, labelled_rows
 
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 
@@ -53,9 +53,8 @@ def main() -> None:
     settings = Settings()
     rows = labelled_rows(panel)
     bins = rows["bin_start"].unique(maintain_order=True).to_list()
-    features, _, gap = affordable_features(feature_columns(rows), settings.features, len(bins),
-                                           MAX_GAP_SHARE)
-    split = time_split(len(bins), 0.8, gap)
+    features = feature_columns(rows)
+    split = time_split(len(bins), 0.8, label_gap(settings.features))
     train = rows.filter(pl.Series(bin_position(rows, bins) < split.train_end))
     labels = train["target_hotspot"].to_numpy()
     print(f"training rows: {train.height:,}, features: {len(features)}")

@@ -170,11 +170,27 @@ def _comparison(inputs: CardInputs) -> str:
     rows.append(["decision threshold", *(esc(_text((r or {}).get("decision_threshold")))
                                          for _, r in columns)])
     lower = ", ".join(sorted(LOWER_IS_BETTER))
-    return ('<section id="comparison"><h2>Model against baselines</h2>'
+    return ('<section id="comparison"><h2>Model against the strongest other forecasters</h2>'
             f"<p>Test-set values ± standard deviation. The best value in each row is "
             f"highlighted (lower is better for {esc(lower)}; area share is not ranked).</p>"
             + _table(["metric", *(name for name, _ in columns)], rows,
                      [False] + [True] * len(columns)) + "</section>")
+
+
+def _ranking(inputs: CardInputs) -> str:
+    """Every forecaster ranked on validation, the test value beside, and the champion."""
+    ranking = inputs.evaluation.get("forecasters") or {}
+    rows = [[esc(str(r["rank"])), esc(r["forecaster"]), esc(r["kind"]), esc(_text(r["value"])),
+             esc(_text((ranking.get("test") or {}).get(r["forecaster"])))]
+            for r in ranking.get("validation_ranking") or []]
+    if not rows:
+        return ""
+    metric = esc(ranking.get("metric", ""))
+    return ('<section id="ranking"><h2>Forecasters ranked on validation</h2>'
+            f"<p>{esc(ranking.get('champion_line', ''))} The champion is chosen on the "
+            "validation fold; the test values are reported, never used to choose.</p>"
+            + _table(["rank", "forecaster", "kind", f"validation {metric}", f"test {metric}"],
+                     rows, [True, False, False, True, True]) + "</section>")
 
 
 def _upper(values: Iterable[Any]) -> float:
@@ -297,7 +313,8 @@ def render_model_card_html(card: Mapping[str, Any], inputs: CardInputs) -> str:
               "number on this page comes from generated data, not real LAPD records, and says "
               "nothing about real-world performance.</div>") if is_synthetic(inputs) else ""
     body = "".join([
-        _overview(card, inputs), banner, _risk(card), _gate(inputs), _comparison(inputs),
+        _overview(card, inputs), banner, _risk(card), _gate(inputs), _ranking(inputs),
+        _comparison(inputs),
         _charts(inputs), _per_area(inputs), _uses(card), _caveats(inputs), _training(inputs),
         _provenance(inputs),
         '<section id="card-json"><h2>Card JSON</h2><details><summary>Show the model card '

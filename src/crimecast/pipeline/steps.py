@@ -197,13 +197,23 @@ def gate(io: StepIO) -> dict[str, Any]:
     return decision
 
 
+def card_view(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """The evaluation with only the forecasters a card compares against: the learned model,
+    the best naive one (on validation), SEPP and the ensemble; the card's ranking table
+    lists them all."""
+    ranking = evaluation.get("forecasters") or {}
+    keep = {ranking.get("learned"), ranking.get("best_naive"), "sepp", "ensemble"}
+    baselines = {k: v for k, v in (evaluation.get("baselines") or {}).items() if k in keep}
+    return {**evaluation, "baselines": baselines}
+
+
 def card(io: StepIO) -> dict[str, Any]:
     """Write the model card (SageMaker content schema JSON and a rendered HTML page)."""
     from crimecast.cards.card import build_model_card
     from crimecast.cards.html import render_model_card_html
     from crimecast.cards.inputs import CardInputs
 
-    evaluation = json.loads(io.inputs["evaluation"].read_text())
+    evaluation = card_view(json.loads(io.inputs["evaluation"].read_text()))
     info = json.loads(io.inputs["train_info"].read_text())
     meta = json.loads(io.inputs["features_meta"].read_text())
     decision = json.loads(io.inputs["gate"].read_text())

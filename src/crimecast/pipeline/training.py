@@ -128,6 +128,20 @@ def _score(model: Forecaster, rows: pl.DataFrame) -> tuple[np.ndarray, np.ndarra
     return model.score(rows), model.predict_proba(rows)
 
 
+def carry_threshold(threshold: float, probe: np.ndarray, final: np.ndarray) -> float:
+    """The validated F1 threshold, moved to the refitted model's probability scale.
+
+    The threshold is chosen on the validation fold with the model fitted before it;
+    the model refitted on the whole training period gives other probabilities. What
+    carries over is the *share of rows flagged*: the final threshold flags the same
+    share of the validation rows (no labels are used).
+    """
+    share = float(np.mean(probe >= threshold))
+    if not 0.0 < share < 1.0 or final.size == 0:
+        return threshold
+    return float(np.quantile(final, 1.0 - share, method="higher"))
+
+
 def _best_weight(learned: np.ndarray, naive: np.ndarray, model: EnsembleForecaster,
                  rows: pl.DataFrame, unit_areas: pl.DataFrame, metric: str) -> float:
     """The ensemble weight with the best validation metric (ties: the smaller weight)."""
@@ -249,6 +263,9 @@ def train_forecasters(
         naive_final = final[naive_name]
         assert isinstance(naive_final, ColumnForecaster)
         final[ENSEMBLE] = EnsembleForecaster(learned, naive_final, weight).fit(train, y_train)
+    thresholds = {name: carry_threshold(thresholds[name], scored[name][1],
+                                        final[name].predict_proba(valid_rows))
+                  for name in final}
     validation = {
         "metric": metric,
         "values": values,
