@@ -71,10 +71,13 @@ def _xgboost(params: dict[str, Any], seed: int, objective: str) -> Any:
 def _lightgbm(params: dict[str, Any], seed: int, objective: str) -> Any:
     import lightgbm
 
+    # Small, heavily regularised trees: crime counts are noisy and the long windows carry
+    # most of the signal. On the real LAPD Feb+Mar 2024 validation fold (area x 1 h, z-score)
+    # these beat 31-leaf trees on PR-AUC (0.177 against 0.157); chosen on validation only.
     defaults: dict[str, Any] = {
-        "n_estimators": 200, "learning_rate": 0.07, "num_leaves": 31, "max_bin": 63,
-        "min_child_samples": 50, "subsample": 0.8, "subsample_freq": 1,
-        "colsample_bytree": 0.8, "n_jobs": N_JOBS, "random_state": seed, "verbose": -1,
+        "n_estimators": 300, "learning_rate": 0.03, "num_leaves": 7, "max_bin": 63,
+        "min_child_samples": 200, "subsample": 0.8, "subsample_freq": 1,
+        "colsample_bytree": 0.5, "n_jobs": N_JOBS, "random_state": seed, "verbose": -1,
         "importance_type": "gain"}
     if objective == "binary":
         return lightgbm.LGBMClassifier(**{**defaults, **params})
