@@ -20,10 +20,10 @@ import polars as pl
 
 from crimecast.config import FeatureConfig
 from crimecast.errors import ConfigError, DataError
-from crimecast.features.asof import PanelGrid, event_table, occurrence_counts, shift_rows
+from crimecast.features.asof import PanelGrid, occurrence_counts, shift_rows
 from crimecast.features.calendar import calendar_features, holiday_dates, join_weather
 from crimecast.features.catalog import CATALOG
-from crimecast.features.context import FeatureContext
+from crimecast.features.context import FeatureContext, incident_events
 from crimecast.features.labels import topk_label, zscore_label
 from crimecast.features.meta import build_meta
 from crimecast.features.timebins import TimeBinning
@@ -87,12 +87,7 @@ def build_features(
     tmax_c, wind_ms, prcp_mm``) or None to leave weather out.
     """
     began = time.perf_counter()
-    binning = TimeBinning(config.time_bin, config.shift_start_hour)
-    area_id = clean["area_id"].to_numpy() if "area_id" in clean.columns else None
-    district = clean["district_id"].to_numpy() if "district_id" in clean.columns else None
-    unit_index = units.assign(clean["lat"].to_numpy(), clean["lon"].to_numpy(),
-                              area_id=area_id, district_id=district)
-    events = event_table(clean, unit_index, binning, config.delay_aware)
+    binning, unit_index, events = incident_events(clean, units, config)
     first, last = _range(events, binning, start, end)
     grid = PanelGrid(n_units=len(units), first_bin=first, n_bins=last - first + 1)
     if grid.n_units * grid.n_bins > config.max_panel_rows:
@@ -195,12 +190,7 @@ def rebuild_column(
     spec = SPECS[name]
     if spec.compute is None:
         raise ConfigError(f"feature {name!r} is not computed from events; it cannot be rebuilt.")
-    binning = TimeBinning(config.time_bin, config.shift_start_hour)
-    area_id = clean["area_id"].to_numpy() if "area_id" in clean.columns else None
-    district = clean["district_id"].to_numpy() if "district_id" in clean.columns else None
-    unit_index = units.assign(clean["lat"].to_numpy(), clean["lon"].to_numpy(),
-                              area_id=area_id, district_id=district)
-    events = event_table(clean, unit_index, binning, config.delay_aware)
+    binning, unit_index, events = incident_events(clean, units, config)
     first, last = int(frame[BIN].min()), int(frame[BIN].max())  # type: ignore[arg-type]
     grid = PanelGrid(n_units=len(units), first_bin=first, n_bins=last - first + 1)
     context = FeatureContext(events=events, grid=grid, binning=binning, units=units,

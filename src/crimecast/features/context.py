@@ -21,7 +21,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from crimecast.config import FeatureConfig
-from crimecast.features.asof import PanelGrid, window_counts
+from crimecast.features.asof import PanelGrid, event_table, window_counts
 from crimecast.features.timebins import STEPS_HOURS, TimeBinning
 from crimecast.features.units import UnitSet
 
@@ -49,6 +49,18 @@ class Horizon:
                    settle_days=config.settle_days, daily_window=daily_window,
                    weather=config.weather, near_repeat_hours=config.near_repeat_hours,
                    horizon=config.horizon)
+
+
+def incident_events(clean: pl.DataFrame, units: UnitSet, config: FeatureConfig
+                    ) -> tuple[TimeBinning, np.ndarray, pl.DataFrame]:
+    """The binning, each incident's unit index and the per-event counting table
+    (:func:`crimecast.features.asof.event_table`) of ``clean`` under ``config``."""
+    binning = TimeBinning(config.time_bin, config.shift_start_hour)
+    area_id = clean["area_id"].to_numpy() if "area_id" in clean.columns else None
+    district = clean["district_id"].to_numpy() if "district_id" in clean.columns else None
+    unit_index = units.assign(clean["lat"].to_numpy(), clean["lon"].to_numpy(),
+                              area_id=area_id, district_id=district)
+    return binning, unit_index, event_table(clean, unit_index, binning, config.delay_aware)
 
 
 @dataclass

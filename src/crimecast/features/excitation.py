@@ -32,8 +32,7 @@ import shapely
 
 from crimecast.config import FeatureConfig
 from crimecast.data.geo import to_projected
-from crimecast.features.asof import event_table
-from crimecast.features.context import FeatureContext
+from crimecast.features.context import FeatureContext, incident_events
 from crimecast.features.sepp import (
     DEFAULT_PARAMS,
     SeppFit,
@@ -43,7 +42,6 @@ from crimecast.features.sepp import (
     fit_sepp,
     trigger_weights,
 )
-from crimecast.features.timebins import TimeBinning
 from crimecast.features.units import UnitSet
 
 logger = logging.getLogger(__name__)
@@ -108,13 +106,7 @@ def fit_panel_sepp(
 
     Returns None when fewer than 10 events are known by then.
     """
-    binning = TimeBinning(config.time_bin, config.shift_start_hour)
-    index = units.assign(clean["lat"].to_numpy(), clean["lon"].to_numpy(),
-                         area_id=clean["area_id"].to_numpy() if "area_id" in clean.columns
-                         else None,
-                         district_id=clean["district_id"].to_numpy()
-                         if "district_id" in clean.columns else None)
-    events = event_table(clean, index, binning, config.delay_aware)
+    binning, _, events = incident_events(clean, units, config)
     events = events.filter(pl.col("avail") <= binning.index_of(cutoff))
     if events.height < 10:
         return None
