@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -270,3 +271,28 @@ def test_every_job_reads_the_content_addressed_bundle(exported: Exported) -> Non
     bundle = read_bundle(exported.bundle_path)
     assert bundle.settings == load_settings(REPO / "config")
     assert (bundle.schema, bundle.tune, bundle.bootstrap_resamples) == ("lapd", 0, 200)
+
+
+def test_condition_follows_an_f1_gate_metric(tmp_path: Path) -> None:
+    """With gate_metric f1 the ConditionStep is the original design's F1 check."""
+    config = tmp_path / "config"
+    shutil.copytree(REPO / "config", config)
+    main = config / "config.yaml"
+    main.write_text(main.read_text().replace("gate_metric: auto", "gate_metric: f1"))
+    out = tmp_path / "pipeline.json"
+    command = [str(Path(sys.executable).parent / "crimecast"), "sagemaker", "export",
+               "--out", str(out), "--role-arn", ROLE, "--bucket", BUCKET, "--region", REGION,
+               "--image-uri", IMAGE, "--config", str(config), "--schema", "lapd"]
+    done = subprocess.run(command, env=_offline_env(tmp_path), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    steps = _steps(json.loads(out.read_text()))
+    f1, gate = steps["CheckGate"]["Arguments"]["Conditions"]
+    assert f1 == {"Type": "GreaterThanOrEqualTo", "RightValue": {"Get": "Parameters.F1Threshold"},
+                  "LeftValue": {"Std:JsonGet": {
+                      "PropertyFile": {"Get": "Steps.Evaluate.PropertyFiles.EvaluationReport"},
+                      "Path": "binary_classification_metrics.f1.value"}}}
+    assert gate["LeftValue"]["Std:JsonGet"]["Path"] == "passed"
+    message = steps["GateFailed"]["Arguments"]["ErrorMessage"]["Std:Join"]["Values"]
+    assert {"Get": "Parameters.F1Threshold"} in message
+    assert any("validation f1" in str(v) for v in message)
