@@ -17,7 +17,8 @@ from crimecast.models.storage import load_model, save_model
 FEATURES = ["a", "b", "c"]
 SMALL = {"random_forest": {"n_estimators": 10}, "extra_trees": {"n_estimators": 10},
          "balanced_random_forest": {"n_estimators": 10}, "xgboost": {"n_estimators": 10},
-         "catboost": {"iterations": 10}, "lightgbm": {"n_estimators": 10}, "logistic": {}}
+         "catboost": {"iterations": 10}, "lightgbm": {"n_estimators": 10, "min_child_samples": 10},
+         "logistic": {}}
 
 
 @pytest.fixture(scope="module")
