@@ -299,6 +299,11 @@ def test_model_summary_and_card(shared_server: LiveServer, bundle: ModelBundle,
     assert summary["synthetic_data"] is True
     assert set(summary["metrics_by_area"]) <= {str(v) for v in bundle.units.region}
     assert summary["risk_rating"] in ("Low", "Medium", "High")
+    # The served model says where it stands among the forecasters ranked on validation.
+    ranking = evaluation["forecasters"]
+    assert summary["champion_line"] == ranking["champion_line"]
+    assert [r["forecaster"] for r in summary["validation_ranking"]] == [
+        r["forecaster"] for r in ranking["validation_ranking"]]
     card = httpx.get(f"{shared_server.url}/model/card")
     assert card.status_code == 200 and "<html" in card.text.lower()
     outlines = httpx.get(f"{shared_server.url}/boundaries").json()
