@@ -188,6 +188,7 @@ class HotspotModel:
         self.preprocessor_: Pipeline | None = None
         self.estimator_: Any = None
         self.calibration_: tuple[float, float] = (1.0, 0.0)
+        self._last: tuple[pl.DataFrame, np.ndarray] | None = None
 
     def _preprocessor(self) -> Pipeline | None:
         steps: list[tuple[str, Any]] = []
@@ -240,6 +241,7 @@ class HotspotModel:
         """
         labels = np.asarray(y).astype(np.int8)
         self._check(labels)
+        self._last = None
         if self.objective != "binary" and counts is None:
             raise ModelError(f"objective '{self.objective}' needs the counts to fit on; pass "
                              "counts=target_count.")
@@ -289,10 +291,20 @@ class HotspotModel:
         return np.asarray(est.predict(matrix), dtype=np.float64)
 
     def score(self, X: pl.DataFrame | np.ndarray) -> np.ndarray:
-        """The ranking score per row: probability, expected count or rank score."""
+        """The ranking score per row: probability, expected count or rank score.
+
+        The last frame scored is remembered (by identity, holding a reference), so the
+        score and the probability of the same rows, or an ensemble and its learned part
+        on them, cost one prediction.
+        """
         if self.estimator_ is None:
             raise ModelError("the model is not fitted; call fit() first.")
-        return self._raw(self.transform(X))
+        last = self._last  # one read: a server thread may replace it meanwhile
+        if last is not None and last[0] is X:
+            return last[1].copy()
+        raw = self._raw(self.transform(X))
+        self._last = (X, raw.copy()) if isinstance(X, pl.DataFrame) else None
+        return raw
 
     def predict_proba(self, X: pl.DataFrame | np.ndarray) -> np.ndarray:
         """Hotspot probability per row (1-D)."""
