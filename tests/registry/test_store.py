@@ -28,7 +28,7 @@ from crimecast.registry.store import (
     tracking_uri_for,
 )
 
-FEATURES = ["count_last_28d", "hour_sin", "is_weekend"]
+FEATURES = ["prior_counts_4w", "hour_sin", "is_weekend"]
 
 
 @dataclass
@@ -46,7 +46,7 @@ def _frame(n: int = 120, seed: int = 0) -> tuple[pl.DataFrame, np.ndarray]:
     counts = rng.poisson(3, n).astype(np.float32)  # the panel's dtypes: Float32, Int8 flags
     frame = pl.DataFrame({
         "unit_id": [f"u{i % 7}" for i in range(n)],
-        "count_last_28d": counts,
+        "prior_counts_4w": counts,
         "hour_sin": rng.uniform(-1, 1, n),
         "is_weekend": rng.integers(0, 2, n).astype(np.int8),
     })
@@ -212,8 +212,8 @@ def test_pyfunc_loads_from_registry_end_to_end(store: Store) -> None:
     assert local.predict(rows.to_pandas()).shape == (20, 1)
     # The signature is double throughout, so JSON-like float rows with nulls are accepted.
     loose = rows.select(FEATURES).cast(pl.Float64).with_columns(
-        pl.when(pl.int_range(pl.len()) == 0).then(None).otherwise(pl.col("count_last_28d"))
-        .alias("count_last_28d"))
+        pl.when(pl.int_range(pl.len()) == 0).then(None).otherwise(pl.col("prior_counts_4w"))
+        .alias("prior_counts_4w"))
     scores = local.predict(loose.to_pandas())[PREDICTION_COLUMN].to_numpy()
     assert np.isfinite(scores).all() and ((scores > 0) & (scores < 1)).all()
 
