@@ -1,4 +1,5 @@
-"""Named hotspot classifiers with scikit-learn semantics.
+"""Named learned forecasters with scikit-learn semantics: classifiers, Poisson count
+regressors and per-bin rankers (:data:`OBJECTIVES`).
 
 :class:`HotspotModel` keeps its parameters in ``__init__`` and ``fit`` returns
 ``self``. Preprocessing (median imputation, and scaling for ``logistic``) is fitted
