@@ -67,7 +67,7 @@ def incident_events(clean: pl.DataFrame, units: UnitSet, config: FeatureConfig
 class FeatureContext:
     """Inputs and shared intermediate results of the declared feature computations."""
 
-    events: pl.DataFrame  # crimecast.features.asof.event_table, plus x/y in metres
+    events: pl.DataFrame  # crimecast.features.asof.event_table
     grid: PanelGrid
     binning: TimeBinning
     units: UnitSet

@@ -72,15 +72,15 @@ def sepp_intensity(c: FeatureContext) -> np.ndarray:
     bin_days = c.binning.hours / 24
     rows = np.arange(c.grid.first_bin, c.grid.last_bin + 1, dtype=np.int64)
     row_start = rows * bin_days
+    areas = unit_areas_m2(c.units)
     x, y = _event_xy(c.events, c.units)
-    e_idx, u_idx, weight = trigger_weights(x, y, c.units.centroids, unit_areas_m2(c.units),
-                                           params.sigma_m, c.units.cell_size)
+    e_idx, u_idx, weight = trigger_weights(x, y, c.units.centroids, areas, params.sigma_m,
+                                           c.units.cell_size)
     avail = c.events["avail"].to_numpy()[e_idx] - c.grid.first_bin
     decayed = decayed_counts(u_idx, c.events["t_days"].to_numpy()[e_idx], avail, weight,
                              row_start, params.omega_per_day, c.grid.n_units)
     long = c.smooth(c.weeks(f"{BACKGROUND_WEEKS}w"))
     total = long.sum(axis=0, keepdims=True)
-    areas = unit_areas_m2(c.units)
     uniform = (areas / areas.sum())[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(total > 0, long / total, uniform)

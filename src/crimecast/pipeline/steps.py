@@ -67,8 +67,9 @@ def train(io: StepIO) -> dict[str, Any]:
     units = pl.read_parquet(io.inputs["units"]).select("unit_id", "area_km2")
     # The panel's own feature config: with the SEPP parameters fitted in process.
     features_config = FeatureConfig.model_validate(meta["feature_config"])
+    pipeline = PipelineConfig.model_validate(io.params["pipeline"])
     result = train_forecasters(
-        frame, units, PipelineConfig.model_validate(io.params["pipeline"]), features_config,
+        frame, units, pipeline, features_config,
         ModelsConfig.model_validate(io.params["models"]), tune_trials=io.params["tune"],
     )
     manifest = save_model(result.learned, io.out / "model")
@@ -84,7 +85,6 @@ def train(io: StepIO) -> dict[str, Any]:
                 and (frame[name].null_count() or frame[name].cast(pl.Float64).is_nan().any())]
     info["nullable_features"] = nullable
     write_json(info, io.out / "train_info.json")
-    pipeline = PipelineConfig.model_validate(io.params["pipeline"])
     deployed = result.champion if pipeline.register_best else result.learned.model_type
     write_deployable(result.forecasters[deployed], info, io.out / "deploy", nullable)
     return {"features": len(result.features),
