@@ -111,6 +111,7 @@ def predict(
 ) -> None:
     """Batch-score the next period: GeoJSON hotspots or a patrol-box CSV for dispatch/CAD."""
     from crimecast.config import load_settings
+    from crimecast.data.spreadsheet import write_csv
     from crimecast.serving.forecast import compute_forecast, parse_at
     from crimecast.serving.geojson import UnitShapes, hotspots_geojson, patrol_boxes
     from crimecast.serving.server import load_served
@@ -130,7 +131,7 @@ def predict(
                                 settings.serving.max_horizon_days)
     shapes = UnitShapes.from_table(bundle.unit_table)
     if fmt == "csv":
-        payload = patrol_boxes(forecast, shapes, top, bundle.audit()).write_csv().encode()
+        payload = str(write_csv(patrol_boxes(forecast, shapes, top, bundle.audit()))).encode()
     else:
         payload = hotspots_geojson(forecast, shapes, bundle, top)
     if out is None:

@@ -167,6 +167,9 @@ class ServingConfig(FrozenModel):
     max_top: int = Field(default=1000, ge=1)
     max_horizon_days: int = Field(default=7, ge=1, le=28)
     cache_windows: int = Field(default=64, ge=1)
+    # A window that starts this long after the last known event forecasts from stale data:
+    # refused (409 / exit 2) unless allow_stale is asked for. 14 days is the settling time.
+    stale_after_days: float = Field(default=14.0, ge=0)
 
 
 class Settings(FrozenModel):

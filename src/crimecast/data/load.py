@@ -24,6 +24,7 @@ import polars as pl
 
 from crimecast.data.lapd import LAPD_REQUIRED_COLUMNS, parse_lapd
 from crimecast.data.mapping import GENERIC_MAP, ColumnMap, load_column_map, parse_mapped
+from crimecast.data.spreadsheet import write_csv
 from crimecast.errors import DataFileError, DependencyError, SchemaError
 
 logger = logging.getLogger(__name__)
@@ -291,9 +292,9 @@ def write_incidents(frame: pl.DataFrame, path: Path) -> None:
     if name.endswith(".parquet"):
         frame.write_parquet(tmp)
     elif name.endswith(".csv.gz"):
-        frame.write_csv(tmp, compression="gzip", check_extension=False)
+        write_csv(frame, tmp, compression="gzip", check_extension=False)
     elif name.endswith(".csv"):
-        frame.write_csv(tmp)
+        write_csv(frame, tmp)
     else:
         raise DataFileError(
             f"output file '{path}' must end in .csv, .csv.gz or .parquet. Pass --out data.csv."
