@@ -28,7 +28,7 @@ from crimecast.cli_views import (
     render_weather,
 )
 from crimecast.config import Settings, load_settings
-from crimecast.errors import CrimecastError
+from crimecast.errors import CrimecastError, as_storage_error
 
 app = typer.Typer(
     name="crimecast",
@@ -58,6 +58,10 @@ GateMetricOpt = Annotated[str | None, typer.Option(
     help="Metric that ranks forecasters on validation: auto (pai@1% for topk/count, pr_auc "
          "for zscore), pai@1%, pai@5%, pai@10%, hit_rate@1%, pei_star@1%, pr_auc, roc_auc or "
          "f1.")]
+ShiftOpt = Annotated[int | None, typer.Option(
+    "--shift-start-hour", help="Hour (0-23) the first 8 h or 12 h shift starts.")]
+ZOpt = Annotated[float | None, typer.Option(
+    "--z-threshold", help="zscore label: a bin is a hotspot above this many SDs.")]
 SchemaOpt = Annotated[
     str | None,
     typer.Option("--schema", help="auto, lapd, generic or a YAML column map (MAP.yaml)."),
@@ -71,8 +75,14 @@ def handle_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except CrimecastError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        except Exception as exc:
+            # A full disk, a read-only or forbidden folder: one line naming the path,
+            # whichever library (SQLite, Polars, MLflow) hit it first.
+            storage = as_storage_error(exc, permission=not isinstance(exc, CrimecastError))
+            if storage is None and not isinstance(exc, CrimecastError):
+                raise
+            err_console.print(f"[bold red]error:[/] {storage or exc}", highlight=False,
+                              soft_wrap=True)
             raise typer.Exit(code=2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -267,6 +277,8 @@ def features(
         typer.Option("--delay-aware/--no-delay-aware", help="Use report dates for as-of."),
     ] = None,
     max_date: Annotated[str | None, typer.Option(help="Latest occurrence kept.")] = None,
+    shift_start_hour: ShiftOpt = None,
+    z_threshold: ZOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Clean incidents and build the leak-free feature panel with labels."""
@@ -276,6 +288,7 @@ def features(
     settings = _settings(config).with_overrides(
         "features", spatial_unit=spatial_unit, cell_size=cell_size, time_bin=time_bin,
         label=label, horizon=horizon, weather=weather_mode, delay_aware=delay_aware,
+        shift_start_hour=shift_start_hour, z_threshold=z_threshold,
     ).with_overrides(
         "cleaning", max_date=_parse_date(max_date, "--max-date") if max_date else None
     )
@@ -307,6 +320,8 @@ def run(
     time_bin: Annotated[str | None, typer.Option()] = None,
     label: Annotated[str | None, typer.Option()] = None,
     tune: Annotated[int, typer.Option(help="Optuna trials (0 = no tuning).")] = 0,
+    shift_start_hour: ShiftOpt = None,
+    z_threshold: ZOpt = None,
     objective: ObjectiveOpt = None,
     gate_metric: GateMetricOpt = None,
     register_best: Annotated[bool | None, typer.Option(
@@ -324,7 +339,8 @@ def run(
         split_ratio=train_test_split_ratio, f1_threshold=f1_threshold,
         spatial_unit=spatial_unit, cell_size=cell_size, time_bin=time_bin, label=label,
         runs_dir=runs_dir, tracking_uri=tracking_uri, class_weight=class_weight,
-        objective=objective, gate_metric=gate_metric, register_best=register_best)
+        objective=objective, gate_metric=gate_metric, register_best=register_best,
+        shift_start_hour=shift_start_hour, z_threshold=z_threshold)
     paths = _data_paths(data, list(ctx.args), settings)
     run_with_progress(settings, paths, schema or settings.data.schema_name, tune)
 
@@ -345,6 +361,8 @@ def backtest(
     cell_size: Annotated[float | None, typer.Option()] = None,
     time_bin: Annotated[str | None, typer.Option()] = None,
     label: Annotated[str | None, typer.Option()] = None,
+    shift_start_hour: ShiftOpt = None,
+    z_threshold: ZOpt = None,
     objective: ObjectiveOpt = None,
     gate_metric: GateMetricOpt = None,
     tune: Annotated[int, typer.Option(help="Optuna trials at each origin (0 = none).")] = 0,
@@ -361,7 +379,8 @@ def backtest(
         _settings(config), model_type=model_type, use_smote=use_smote, split_ratio=None,
         f1_threshold=None, spatial_unit=spatial_unit, cell_size=cell_size, time_bin=time_bin,
         label=label, runs_dir=None, tracking_uri=None, class_weight=class_weight,
-        objective=objective, gate_metric=gate_metric, register_best=None)
+        objective=objective, gate_metric=gate_metric, register_best=None,
+        shift_start_hour=shift_start_hour, z_threshold=z_threshold)
     window = parse_origins(origins)
     paths = _data_paths(data, list(ctx.args), settings)
     began = time.perf_counter()

@@ -27,7 +27,8 @@ def apply_run_flags(
     cell_size: float | None, time_bin: str | None, label: str | None,
     runs_dir: Path | None, tracking_uri: str | None, class_weight: bool | None,
     objective: str | None = None, gate_metric: str | None = None,
-    register_best: bool | None = None,
+    register_best: bool | None = None, shift_start_hour: int | None = None,
+    z_threshold: float | None = None,
 ) -> Settings:
     """CLI flags override the YAML configuration."""
     return settings.with_overrides(
@@ -38,7 +39,7 @@ def apply_run_flags(
         register_best=register_best,
     ).with_overrides(
         "features", spatial_unit=spatial_unit, cell_size=cell_size, time_bin=time_bin,
-        label=label,
+        label=label, shift_start_hour=shift_start_hour, z_threshold=z_threshold,
     )
 
 

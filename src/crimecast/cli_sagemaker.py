@@ -18,7 +18,9 @@ from rich.console import Console
 from crimecast.pipeline.sagemaker_target import (
     DEFAULT_INSTANCE_TYPE,
     DEFAULT_PIPELINE_NAME,
+    DEFAULT_PREFIX,
     DEFAULT_REGION,
+    DEFAULT_SERVING_INSTANCE_TYPE,
 )
 
 # soft_wrap: ARNs and S3 URIs must stay copyable, never broken across lines.
@@ -39,6 +41,9 @@ InstanceOpt = Annotated[str, typer.Option("--instance-type", help="Processing an
 ImageOpt = Annotated[str | None, typer.Option("--image-uri", help="ECR URI of the image built "
                                                                   "from the Dockerfile.")]
 NameOpt = Annotated[str, typer.Option("--name", help="Pipeline name.")]
+PrefixOpt = Annotated[str, typer.Option("--prefix", help="S3 key prefix for the bundle.")]
+ServingOpt = Annotated[str, typer.Option("--serving-instance-type",
+                                         help="Endpoint instance type.")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Folder with config.yaml, "
                                                 "feature_config.yaml, models.yaml.")]
 SchemaOpt = Annotated[str | None, typer.Option("--schema", help="auto, lapd, generic or "
@@ -86,6 +91,8 @@ def export(
     region: RegionOpt = DEFAULT_REGION, instance_type: InstanceOpt = DEFAULT_INSTANCE_TYPE,
     image_uri: ImageOpt = None, name: NameOpt = DEFAULT_PIPELINE_NAME,
     config: ConfigOpt = None, schema: SchemaOpt = None, tune: TuneOpt = 0,
+    prefix: PrefixOpt = DEFAULT_PREFIX,
+    serving_instance_type: ServingOpt = DEFAULT_SERVING_INSTANCE_TYPE,
     bundle_out: Annotated[Path | None, typer.Option(
         "--bundle-out", help="Also write the pipeline bundle (pipeline_config.json).")] = None,
 ) -> None:
@@ -95,7 +102,8 @@ def export(
 
     _quiet_sdk_logs()
     target = make_target(region=region, bucket=bucket, role_arn=role_arn, image_uri=image_uri,
-                         instance_type=instance_type, pipeline_name=name)
+                         instance_type=instance_type, pipeline_name=name, prefix=prefix,
+                         serving_instance_type=serving_instance_type)
     bundle = _bundle(config, schema, tune)
     with console.status("building the SageMaker pipeline definition..."):
         definition = definition_json(target, bundle)
@@ -120,7 +128,8 @@ def upsert(
     bucket: BucketOpt = None, region: RegionOpt = DEFAULT_REGION,
     instance_type: InstanceOpt = DEFAULT_INSTANCE_TYPE, image_uri: ImageOpt = None,
     name: NameOpt = DEFAULT_PIPELINE_NAME, config: ConfigOpt = None, schema: SchemaOpt = None,
-    tune: TuneOpt = 0,
+    tune: TuneOpt = 0, prefix: PrefixOpt = DEFAULT_PREFIX,
+    serving_instance_type: ServingOpt = DEFAULT_SERVING_INSTANCE_TYPE,
     description: Annotated[str | None, typer.Option(help="Pipeline description.")] = None,
 ) -> None:
     """Upload the pipeline bundle and create or update the pipeline (needs AWS credentials).
@@ -136,7 +145,8 @@ def upsert(
     session = aws_session(check_region(region))
     account = account_id(session) if bucket is None or image_uri is None else None
     target = make_target(region=region, bucket=bucket, role_arn=role_arn, image_uri=image_uri,
-                         instance_type=instance_type, pipeline_name=name, account=account)
+                         instance_type=instance_type, pipeline_name=name, account=account,
+                         prefix=prefix, serving_instance_type=serving_instance_type)
     bundle = _bundle(config, schema, tune)
     definition = definition_json(target, bundle)
     done = upsert_pipeline(session, target, bundle, definition, description)

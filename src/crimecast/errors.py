@@ -8,6 +8,9 @@ traceback for one of these.
 
 from __future__ import annotations
 
+import errno
+import re
+
 
 class CrimecastError(Exception):
     """Base class of every error crimecast raises on purpose."""
@@ -71,3 +74,62 @@ class ServingError(CrimecastError):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
+
+
+class StorageError(CrimecastError):
+    """The operating system refused a write: a full disk, a read-only or forbidden path."""
+
+
+# errno -> (what happened, what to do). EFBIG is what a file-size limit (ulimit -f) gives.
+_STORAGE_ERRNOS = {
+    errno.ENOSPC: ("No space left on device", "Free space on that disk or write elsewhere."),
+    errno.EDQUOT: ("Disk quota exceeded", "Free space in your quota or write elsewhere."),
+    errno.EFBIG: ("File too large", "Raise the file-size limit (ulimit -f) or write elsewhere."),
+    errno.EROFS: ("Read-only file system", "Write to a writable folder instead."),
+    errno.EACCES: ("Permission denied", "Fix the folder's permissions or write elsewhere."),
+    errno.EPERM: ("Operation not permitted", "Fix the folder's permissions or write elsewhere."),
+}
+_PERMISSION = (errno.EACCES, errno.EPERM)
+# How SQLite and Rust (Polars) report the same failures in their own exception types.
+_STORAGE_MESSAGES = (
+    (re.compile(r"database or disk is full"), errno.ENOSPC),
+    (re.compile(r"attempt to write a readonly database"), errno.EROFS),
+    (re.compile(r"\(os error (\d+)\)"), None),
+    (re.compile(r"\[Errno (\d+)\]"), None),
+)
+
+
+def as_storage_error(exc: BaseException, where: str | None = None, *,
+                     permission: bool = True) -> StorageError | None:
+    """A one-line :class:`StorageError` for a disk-full/read-only/permission failure, else None.
+
+    Looks through the exception's causes, so an OSError wrapped by SQLAlchemy, MLflow or
+    Polars is recognised too. ``where`` names the path when the exception does not;
+    ``permission=False`` ignores permission errors (which reads raise too).
+    """
+    if isinstance(exc, StorageError):
+        return exc
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        code, path = _storage_errno(current)
+        if code in _STORAGE_ERRNOS and (permission or code not in _PERMISSION):
+            cause, fix = _STORAGE_ERRNOS[code]
+            target = path or where
+            place = f"'{target}'" if target else "the output folder"
+            verb = "use" if code in _PERMISSION else "write"
+            return StorageError(f"cannot {verb} {place}: {cause}. {fix}")
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _storage_errno(exc: BaseException) -> tuple[int | None, str | None]:
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return exc.errno, exc.filename if isinstance(exc.filename, str) else None
+    text = str(exc)
+    for pattern, code in _STORAGE_MESSAGES:
+        found = pattern.search(text)
+        if found:
+            return (code if code is not None else int(found.group(1))), None
+    return None, None

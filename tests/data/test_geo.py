@@ -243,7 +243,7 @@ def test_missing_id_property_message(tmp_path: Path) -> None:
         geo.load_area_geojson(path, "PREC")
     assert str(exc.value) == (
         f"boundary file '{path}' has no property 'PREC' on feature 0; available: ['A', 'B']. "
-        "Pass --area-id-property with one of them."
+        "Set boundary_id_property to one of them."
     )
 
 
@@ -268,13 +268,13 @@ def test_missing_id_property_message(tmp_path: Path) -> None:
          "least 4 coordinates.). Fix the feature's geometry."),
         (_fc(_feat({"id": None})), SchemaError,
          "boundary file '{p}' has a null 'id' on feature 0; every feature needs an id. Fill it "
-         "in or pass another --area-id-property."),
+         "in or set another boundary_id_property."),
         (_fc(_feat({"id": 1}), _feat({"id": 1})), SchemaError,
          "boundary file '{p}' has duplicate area ids [1]; area ids must be unique. Merge those "
-         "features or pass another --area-id-property."),
+         "features or choose another id property."),
         (_fc(_feat({"id": 1, "pop": "many"})), SchemaError,
          "boundary file '{p}' property 'pop' on feature 0 is 'many', not a number. Fix the "
-         "value or omit --area-population-property."),
+         "value or omit the population property."),
         (_fc(_feat({"id": 1}, _square(7_640_000.0, 684_000.0))), DataFileError,
          "boundary file '{p}' has coordinates outside longitude/latitude range (bounds "
          "[7640000.0, 684000.0, 7640000.01, 684000.01]); GeoJSON must be in EPSG:4326. "

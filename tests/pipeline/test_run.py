@@ -160,9 +160,11 @@ def test_killed_run_resumes(data_file: Path, tmp_path: Path) -> None:
     assert not list((runs / ".cache" / "train").glob("*/_SUCCESS.json"))
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
-    manifests = sorted(runs.glob("*/manifest.json"))
-    assert len(manifests) == 1
-    steps = json.loads(manifests[0].read_text())["steps"]
+    manifests = {json.loads(p.read_text())["status"]: json.loads(p.read_text())
+                 for p in runs.glob("*/manifest.json")}
+    assert sorted(manifests) == ["complete", "running"]  # the killed run kept its lineage
+    assert manifests["running"]["steps"]["process"]["status"] == "ran"
+    steps = manifests["complete"]["steps"]
     assert steps["process"]["status"] == "cached" and steps["train"]["status"] == "ran"
     leftovers = [p for p in (runs / ".cache").rglob("*") if ".tmp-" in p.name]
     assert leftovers == []

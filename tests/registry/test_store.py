@@ -239,3 +239,35 @@ def test_log_run_rejects_rows_without_the_features(store: Store, tmp_path: Path)
         store.registry.log_run(run_name="bad", params={}, metrics={}, artifacts={},
                                model_dir=saved, input_example=store.frame.drop("hour_sin"),
                                tags={})
+
+
+def test_read_only_commands_never_create_a_registry(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from crimecast.cli import app
+
+    typo = tmp_path / "typo" / "x"
+    with pytest.raises(RegistryError) as caught:
+        ModelRegistry(state_dir=typo / ".mlflow").list_versions()
+    assert str(caught.value) == (
+        f"no model registry at '{typo / '.mlflow' / 'mlflow.db'}'. Check --runs-dir (or "
+        "--tracking-uri), or run crimecast run first to create one.")
+    listed = CliRunner().invoke(app, ["models", "list", "--runs-dir", str(typo)])
+    promoted = CliRunner().invoke(app, ["models", "promote", "1", "--runs-dir", str(typo)])
+    assert listed.exit_code == promoted.exit_code == 2
+    assert "no model registry at" in listed.output and "no model registry at" in promoted.output
+    assert not (tmp_path / "typo").exists()
+
+
+def test_the_registry_database_is_created_once_and_atomically(tmp_path: Path) -> None:
+    from crimecast.registry.database import ensure_database, schema_is_complete
+
+    path = tmp_path / "state" / "mlflow.db"
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / ".mlflow.db.init-999999").write_bytes(b"half")  # a killed creator
+    ensure_database(path)
+    assert schema_is_complete(path)
+    assert sorted(p.name for p in path.parent.iterdir()) == [".mlflow.db.lock", "mlflow.db"]
+    before = path.stat().st_mtime_ns
+    ensure_database(path)  # complete: untouched
+    assert path.stat().st_mtime_ns == before

@@ -68,7 +68,7 @@ class AreaSet:
         if (counts > 1).any():
             raise SchemaError(
                 f"{self.source} has duplicate area ids {uniq[counts > 1][:5].tolist()}; area "
-                "ids must be unique. Merge those features or pass another --area-id-property."
+                "ids must be unique. Merge those features or choose another id property."
             )
 
     def __len__(self) -> int:
@@ -257,23 +257,24 @@ def _crs_of(doc: dict[str, Any], label: str) -> pyproj.CRS | None:
 
 
 def _property(props: dict[str, Any], prop: str, i: int, label: str, kind: str) -> Any:
-    flag = f"--area-{kind}-property"
+    # The column map's boundary_id_property / boundary_name_property choose these.
+    key = f"boundary_{kind}_property" if kind != "population" else "the population property"
     if prop not in props:
         raise SchemaError(
             f"boundary file {label} has no property '{prop}' on feature {i}; "
-            f"available: {sorted(props)}. Pass {flag} with one of them."
+            f"available: {sorted(props)}. Set {key} to one of them."
         )
     v = props[prop]
     if kind == "id" and v is None:
         raise SchemaError(
             f"boundary file {label} has a null '{prop}' on feature {i}; every feature needs "
-            f"an id. Fill it in or pass another {flag}."
+            f"an id. Fill it in or set another {key}."
         )
     numeric = isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
     if kind == "population" and v is not None and not numeric:
         raise SchemaError(
             f"boundary file {label} property '{prop}' on feature {i} is {v!r}, not a number. "
-            f"Fix the value or omit {flag}."
+            f"Fix the value or omit {key}."
         )
     return v
 

@@ -12,7 +12,7 @@ columns are never touched.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import polars as pl
 
@@ -37,13 +37,13 @@ def neutralise_formulas(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def write_csv(frame: pl.DataFrame, target: Path | IO[bytes] | None = None,
-              **options: object) -> str | None:
+              **options: Any) -> str | None:
     """Write ``frame`` as spreadsheet-safe CSV to ``target`` (or return the text).
 
     ``options`` pass through to :meth:`polars.DataFrame.write_csv` (``compression``…).
     """
     safe = neutralise_formulas(frame)
     if target is None:
-        return safe.write_csv(**options)  # type: ignore[arg-type]
-    safe.write_csv(target, **options)  # type: ignore[arg-type]
+        return safe.write_csv(**options)
+    safe.write_csv(target, **options)
     return None

@@ -111,7 +111,7 @@ def metric_crs(
         if not c.is_projected or unit not in ("metre", "meter"):
             why = "geographic" if not c.is_projected else f"units: {unit}"
             raise ConfigError(
-                f"crs must be a projected CRS in metres; got {crs!r} ({why}). Pass --crs "
+                f"crs must be a projected CRS in metres; got {crs!r} ({why}). Use "
                 "EPSG:32611 (UTM 11N) or leave it out to use the UTM zone of the data."
             )
         return c

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -120,9 +121,20 @@ def run_pipeline(
 
     lineage = {"data_hash": run.data_hash(), "config_hash": hash_payload(params),
                "code_version": code_version()}
-    for step in build_steps(settings, schema, data_files, tune, lineage, bootstrap_resamples):
-        run.run_step(step)
-    manifest = run.write_manifest(params, {"lineage": lineage})
+    # The manifest is rewritten (atomically) after every step, so a run killed midway,
+    # even right after registering, leaves its lineage behind, marked incomplete.
+    run.write_manifest(params, {"lineage": lineage, "status": "running"})
+    try:
+        for step in build_steps(settings, schema, data_files, tune, lineage,
+                                bootstrap_resamples):
+            run.run_step(step)
+            run.write_manifest(params, {"lineage": lineage, "status": "running"})
+    except BaseException as exc:
+        with contextlib.suppress(Exception):  # a full disk may refuse this too
+            run.write_manifest(params, {"lineage": lineage, "status": "failed",
+                                        "error": f"{type(exc).__name__}: {exc}"})
+        raise
+    manifest = run.write_manifest(params, {"lineage": lineage, "status": "complete"})
     out = run.run_dir
     return RunSummary(
         run_id=run.run_id, run_dir=out, manifest=manifest, steps=run.records,

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from crimecast import __version__
-from crimecast.errors import PipelineError
+from crimecast.errors import CrimecastError, PipelineError, as_storage_error
 from crimecast.models.storage import file_sha256
 
 logger = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ class StepIO:
     out: Path
     params: Mapping[str, Any]
     run_id: str
+    key: str = ""  # the step's cache key: identifies a side effect (registration) on resume
 
 
 @dataclass(frozen=True)
@@ -178,20 +179,7 @@ class PipelineRun:
             status = "ran"
             self._notify(step.name, "running")
             _pause_for_tests(step.name)
-            tmp = self.cache_dir / step.name / f".{key}.tmp-{os.getpid()}"
-            if tmp.exists():
-                shutil.rmtree(tmp)
-            tmp.mkdir(parents=True)
-            summary = step.func(StepIO(inputs=inputs, out=tmp, params=step.params,
-                                       run_id=self.run_id))
-            missing = [name for name in step.outputs if not (tmp / name).exists()]
-            if missing:
-                raise PipelineError(f"step '{step.name}' did not write {missing}.")
-            (tmp / SUCCESS).write_text(json.dumps(summary, default=str, indent=2))
-            if final.exists():  # another process finished the same step meanwhile
-                shutil.rmtree(tmp)
-            else:
-                tmp.rename(final)
+            self._execute(step, inputs, key, final)
         summary = json.loads((final / SUCCESS).read_text())
         _link_tree(final, self.run_dir / step.name)
         self.summaries[step.name] = summary
@@ -200,6 +188,40 @@ class PipelineRun:
                                    "outputs": list(step.outputs)}
         self._notify(step.name, status)
         return summary
+
+    def _execute(self, step: Step, inputs: dict[str, Path], key: str, final: Path) -> None:
+        """Run ``step`` into a temporary folder renamed to ``final`` only on success.
+
+        Whatever happens (an error, a full disk, Ctrl-C), the temporary folder is removed,
+        so no partial cache entry survives; folders left by killed processes are swept.
+        """
+        remove_stale_tmp(final.parent)
+        tmp = final.parent / f".{key}.tmp-{os.getpid()}"
+        try:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            tmp.mkdir(parents=True)
+            summary = step.func(StepIO(inputs=inputs, out=tmp, params=step.params,
+                                       run_id=self.run_id, key=key))
+            _pause_for_tests(step.name, "AFTER")
+            missing = [name for name in step.outputs if not (tmp / name).exists()]
+            if missing:
+                raise PipelineError(f"step '{step.name}' did not write {missing}.")
+            (tmp / SUCCESS).write_text(json.dumps(summary, default=str, indent=2))
+            try:
+                tmp.rename(final)
+            except OSError:
+                if not (final / SUCCESS).is_file():
+                    raise
+                # another process finished the same step meanwhile: keep its copy
+        except Exception as exc:
+            storage = as_storage_error(exc, where=str(self.runs_dir),
+                                       permission=not isinstance(exc, CrimecastError))
+            if storage is not None and storage is not exc:
+                raise storage from exc
+            raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def _notify(self, step: str, status: str) -> None:
         if self.on_step is not None:
@@ -226,9 +248,31 @@ class PipelineRun:
         return path
 
 
-def _pause_for_tests(step: str) -> None:
-    """Sleep before ``step`` when CRIMECAST_PAUSE_BEFORE=step:seconds (crash-resume tests)."""
-    setting = os.environ.get("CRIMECAST_PAUSE_BEFORE", "")
+def remove_stale_tmp(folder: Path) -> None:
+    """Delete ``.<key>.tmp-<pid>`` folders whose process no longer runs (killed runs)."""
+    for tmp in folder.glob(".*.tmp-*"):
+        pid = tmp.name.rpartition(".tmp-")[2]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
+
+
+def _pause_for_tests(step: str, moment: str = "BEFORE") -> None:
+    """Sleep around ``step`` when CRIMECAST_PAUSE_BEFORE (or _AFTER) = step:seconds.
+
+    For crash-resume tests: AFTER pauses once the step's work is done but before it is
+    marked successful, the window in which a killed run used to register twice.
+    """
+    setting = os.environ.get(f"CRIMECAST_PAUSE_{moment}", "")
     name, _, seconds = setting.partition(":")
     if name == step and seconds:
         time.sleep(float(seconds))

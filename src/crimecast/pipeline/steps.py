@@ -248,7 +248,7 @@ def card(io: StepIO) -> dict[str, Any]:
 
 def register(io: StepIO) -> dict[str, Any]:
     """Log the run to MLflow and, when the gate passed, register a new model version."""
-    from crimecast.registry.store import ModelRegistry
+    from crimecast.registry.store import STEP_KEY_TAG, ModelRegistry
 
     decision = json.loads(io.inputs["gate"].read_text())
     evaluation = json.loads(io.inputs["evaluation"].read_text())
@@ -259,29 +259,43 @@ def register(io: StepIO) -> dict[str, Any]:
     metrics = {k: v["value"] for k, v in evaluation["binary_classification_metrics"].items()}
     metrics.update({k: v["value"] for k, v in evaluation["hotspot_metrics"].items()
                     if isinstance(v, dict)})
-    example = pl.read_parquet(io.inputs["features"], n_rows=5).select(info["features"])
     lineage = io.params["lineage"]
-    run_id = registry.log_run(
-        run_name=io.run_id,
-        params={**io.params["flat_params"], "decision_threshold": info["decision_threshold"]},
-        metrics={k.replace("@", "_at_").replace("%", "pct"): v for k, v in metrics.items()},
-        artifacts={io.inputs[name].name: io.inputs[name] for name in
-                   ("features_meta", "evaluation", "model_card", "model_card_html", "gate",
-                    "train_info", "units")},
-        model_dir=io.inputs["model"],
-        input_example=example,
-        tags={"crimecast_run_id": io.run_id, "gate": "passed" if decision["passed"] else
-              "failed", "forecaster": info["model_type"], **lineage},
-    )
-    version = None
     kind = info.get("forecaster_kind", "learned")
-    if decision["passed"] or kind != "learned":
-        # A naive, SEPP or ensemble champion deploys with --register-best: it beat the
-        # learned model on validation, which the gate measures.
-        version = registry.register(run_id, tags={
-            **lineage, "gate": "passed" if decision["passed"] else "champion",
-            "forecaster": info["model_type"], "forecaster_kind": kind,
-            "f1": str(metrics.get("f1")), "crimecast_run_id": io.run_id})
+    # A naive, SEPP or ensemble champion deploys with --register-best: it beat the
+    # learned model on validation, which the gate measures.
+    wanted = decision["passed"] or kind != "learned"
+    with registry.writing():  # concurrent runs on one runs folder take turns here
+        # Idempotent on resume: a run killed after logging or registering left its run and
+        # version tagged with this step's key (same data, config, code and inputs).
+        earlier = registry.find_version(io.key)
+        run_id = earlier.run_id if earlier is not None and earlier.run_id else \
+            registry.find_logged_run(io.key)
+        if run_id is None:
+            example = pl.read_parquet(io.inputs["features"], n_rows=5).select(info["features"])
+            run_id = registry.log_run(
+                run_name=io.run_id,
+                params={**io.params["flat_params"],
+                        "decision_threshold": info["decision_threshold"]},
+                metrics={k.replace("@", "_at_").replace("%", "pct"): v
+                         for k, v in metrics.items()},
+                artifacts={io.inputs[name].name: io.inputs[name] for name in
+                           ("features_meta", "evaluation", "model_card", "model_card_html",
+                            "gate", "train_info", "units")},
+                model_dir=io.inputs["model"],
+                input_example=example,
+                tags={"crimecast_run_id": io.run_id, "gate": "passed" if decision["passed"]
+                      else "failed", "forecaster": info["model_type"], STEP_KEY_TAG: io.key,
+                      **lineage},
+            )
+        else:
+            logger.info("register: reusing MLflow run %s logged by an earlier attempt", run_id)
+        version = earlier.version if earlier is not None else None
+        if wanted and version is None:
+            version = registry.register(run_id, tags={
+                **lineage, "gate": "passed" if decision["passed"] else "champion",
+                "forecaster": info["model_type"], "forecaster_kind": kind,
+                "f1": str(metrics.get("f1")), "crimecast_run_id": io.run_id,
+                STEP_KEY_TAG: io.key})
     result = {"mlflow_run_id": run_id, "registered": version is not None,
               "version": version, "forecaster": info["model_type"], "forecaster_kind": kind,
               "model_name": registry.model_name,

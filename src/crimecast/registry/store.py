@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from crimecast.errors import RegistryError
+from crimecast.registry.artifacts import download_once, saved_model_dir
+from crimecast.registry.database import database_path, ensure_database, exclusive_lock
 from crimecast.registry.mlflow_values import (
     as_tags,
     clean_metrics,
@@ -47,6 +49,8 @@ DEFAULT_ALIAS = "champion"
 STATE_DIR_ENV = "CRIMECAST_STATE_DIR"
 MODEL_ARTIFACT = "model"  # the logged model's name inside a run: runs:/<run_id>/model
 MODEL_ID_TAG = "crimecast.model_id"  # run tag: the MLflow LoggedModel id of the run's model
+STEP_KEY_TAG = "crimecast.step_key"  # run and version tag: the register step's cache key
+WRITE_LOCK = ".write.lock"
 
 PENDING_APPROVAL = "PendingManualApproval"
 APPROVED = "Approved"
@@ -83,14 +87,41 @@ class ModelRegistry:
 
     @property
     def _client(self) -> MlflowClient:
+        """A client of an existing store (reads never create one)."""
+        return self._connect(create=False)
+
+    def _connect(self, *, create: bool) -> MlflowClient:
+        """Open the store; a SQLite one is created atomically when ``create`` (writes)."""
         if self._client_obj is None:
             from mlflow import MlflowClient
 
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            with quiet_mlflow():  # creating the SQLite schema logs every migration
+            database = database_path(self.tracking_uri)
+            if database is not None:
+                if not create and not database.is_file():
+                    raise RegistryError(
+                        f"no model registry at '{database}'. Check --runs-dir (or "
+                        "--tracking-uri), or run crimecast run first to create one.")
+                ensure_database(database)
+            with quiet_mlflow():
                 self._client_obj = MlflowClient(self.tracking_uri,
                                                 registry_uri=self.tracking_uri)
         return self._client_obj
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Serialise writers of one local store across processes (an exclusive file lock).
+
+        Two runs registering at once into one runs folder then take turns: the second
+        finds the first's version (see :meth:`find_logged_run`) instead of racing it.
+        """
+        database = database_path(self.tracking_uri)
+        if database is None:
+            self._connect(create=True)
+            yield
+            return
+        with exclusive_lock(database.with_name(WRITE_LOCK)):
+            self._connect(create=True)
+            yield
 
     @contextlib.contextmanager
     def activated(self) -> Iterator[None]:
@@ -101,7 +132,6 @@ class ModelRegistry:
         import mlflow
 
         previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
-        self.state_dir.mkdir(parents=True, exist_ok=True)
         mlflow.set_tracking_uri(self.tracking_uri)
         try:
             yield
@@ -111,7 +141,7 @@ class ModelRegistry:
     def experiment_id(self) -> str:
         """The experiment's id; created when missing, with artifacts under the state dir."""
         if self._experiment_id is None:
-            client = self._client
+            client = self._connect(create=True)
             with quiet_mlflow():
                 found = client.get_experiment_by_name(self.experiment)
                 if found is None:
@@ -162,8 +192,9 @@ class ModelRegistry:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 copy = shutil.copytree if Path(source).is_dir() else shutil.copy2
                 copy(source, target)
-            with mlflow.start_run(experiment_id=experiment_id, run_name=run_name,
-                                  tags=as_tags(tags)) as run:
+            run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name,
+                                   tags=as_tags(tags))
+            try:
                 mlflow.log_params(clean_params(params))
                 mlflow.log_metrics(clean_metrics(metrics))
                 mlflow.log_artifacts(staging)
@@ -173,9 +204,46 @@ class ModelRegistry:
                     signature=infer_signature(example_pd, predictions),
                     input_example=example_pd, pip_requirements=pip_requirements())
                 mlflow.set_tag(MODEL_ID_TAG, info.model_id)
+                mlflow.end_run()
+            except BaseException:
+                self._discard_run(str(run.info.run_id), run.info.artifact_uri)
+                raise
         run_id = str(run.info.run_id)
         logger.info("logged run %s (%s), model %s", run_id, run_name, info.model_id)
         return run_id
+
+    def _discard_run(self, run_id: str, artifact_uri: str | None) -> None:
+        """Remove a run whose logging failed (a full disk…): no half-logged run remains."""
+        import mlflow
+
+        with contextlib.suppress(Exception):
+            mlflow.end_run(status="FAILED")
+        with contextlib.suppress(Exception), quiet_mlflow():
+            self._client.delete_run(run_id)
+        if artifact_uri and artifact_uri.startswith("file://"):
+            shutil.rmtree(Path(artifact_uri.removeprefix("file://")), ignore_errors=True)
+
+    def find_logged_run(self, step_key: str) -> str | None:
+        """The finished run an earlier register step with cache key ``step_key`` logged.
+
+        A run killed after logging (or after registering) is found again on resume, so
+        the resumed step neither logs nor registers the same model twice.
+        """
+        client = self._connect(create=True)
+        with quiet_mlflow():
+            runs = client.search_runs(
+                [self.experiment_id()], f"tags.`{STEP_KEY_TAG}` = '{step_key}' "
+                "and attributes.status = 'FINISHED'", max_results=10,
+                order_by=["attributes.start_time ASC"])
+        for run in runs:
+            if run.data.tags.get(MODEL_ID_TAG):
+                return str(run.info.run_id)
+        return None
+
+    def find_version(self, step_key: str) -> ModelVersionInfo | None:
+        """The version an earlier register step with cache key ``step_key`` created, if any."""
+        found = [info for info in self.list_versions() if info.tags.get(STEP_KEY_TAG) == step_key]
+        return min(found, key=lambda info: info.version) if found else None
 
     def _run_tags(self, run_id: str) -> dict[str, str]:
         try:
@@ -286,7 +354,7 @@ class ModelRegistry:
         approval = {APPROVAL_TAG: APPROVED, "approved_alias": alias,
                     "approved_at": datetime.now(UTC).isoformat(timespec="seconds")}
         try:
-            with quiet_mlflow():
+            with self.writing(), quiet_mlflow():
                 client.set_registered_model_alias(self.model_name, alias, number)
                 for key, value in approval.items():
                     client.set_model_version_tag(self.model_name, number, key, value)
@@ -334,45 +402,7 @@ class ModelRegistry:
             version, run_id, tags, model_uri = (int(mv.version), str(mv.run_id), as_tags(mv.tags),
                                                 str(mv.source))
         cache = self.state_dir / "cache" / run_id
-        artifacts_dir = self._download(cache / "run", run_id=run_id)
-        pyfunc_dir = self._download(cache / "model", artifact_uri=model_uri)
-        return ResolvedModel(run_id=run_id, version=version, model_dir=_saved_model_dir(pyfunc_dir),
+        artifacts_dir = download_once(cache / "run", self.tracking_uri, run_id=run_id)
+        pyfunc_dir = download_once(cache / "model", self.tracking_uri, artifact_uri=model_uri)
+        return ResolvedModel(run_id=run_id, version=version, model_dir=saved_model_dir(pyfunc_dir),
                              artifacts_dir=artifacts_dir, tags=tags, pyfunc_dir=pyfunc_dir)
-
-    def _download(self, target: Path, *, run_id: str | None = None,
-                  artifact_uri: str | None = None) -> Path:
-        """Download into ``target`` unless it exists (atomically, via a temporary sibling)."""
-        if target.is_dir():
-            return target
-        from mlflow.artifacts import download_artifacts
-
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-        try:
-            with self.activated(), quiet_mlflow():  # models:/<id> is looked up globally
-                download_artifacts(artifact_uri=artifact_uri, run_id=run_id,
-                                   artifact_path=None if artifact_uri else "",
-                                   dst_path=str(tmp), tracking_uri=self.tracking_uri,
-                                   registry_uri=self.tracking_uri)
-            try:
-                tmp.rename(target)
-            except OSError:  # another process finished the same download first
-                shutil.rmtree(tmp, ignore_errors=True)
-        except Exception as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise RegistryError(f"could not download {artifact_uri or f'run {run_id}'} "
-                                f"from {self.tracking_uri}: {exc}") from exc
-        return target
-
-
-def _saved_model_dir(pyfunc_dir: Path) -> Path:
-    """The crimecast model directory inside a downloaded pyfunc model."""
-    from mlflow.models import Model
-
-    with quiet_mlflow():
-        flavor = Model.load(str(pyfunc_dir)).flavors.get("python_function", {})
-    relative = flavor.get("artifacts", {}).get(MODEL_ARTIFACT, {}).get("path")
-    if not relative:
-        raise RegistryError(f"'{pyfunc_dir}' is not a crimecast pyfunc model "
-                            "(its MLmodel has no 'model' artifact).")
-    return pyfunc_dir / relative
