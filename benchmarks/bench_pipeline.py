@@ -20,7 +20,7 @@ import polars as pl
 
 from crimecast.config import Settings
 from crimecast.data.generate import generate_incidents
-from crimecast.data.load import write_incidents
+from crimecast.data.output import write_incidents
 from crimecast.features.meta import feature_columns
 from crimecast.models.estimators import ESTIMATORS, HotspotModel
 from crimecast.models.split import label_gap, time_split

@@ -48,3 +48,12 @@ def read_only_disk(target: Path, prepare: bool = True) -> Iterator[Path]:
         yield target
     finally:
         subprocess.run(["umount", "-l", str(target)], check=False)
+
+
+def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
+    """The single ``error:`` line of a failed command (exit 2, and no traceback)."""
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, done.stderr[-3000:]
+    return errors[0]

@@ -20,6 +20,16 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from crimecast import __version__
+from crimecast.cli_options import (
+    ConfigOpt,
+    DataOpt,
+    EncodingOpt,
+    GateMetricOpt,
+    ObjectiveOpt,
+    SchemaOpt,
+    ShiftOpt,
+    ZOpt,
+)
 from crimecast.cli_sagemaker import sagemaker_app
 from crimecast.cli_views import (
     render_calibration,
@@ -42,31 +52,6 @@ err_console = Console(stderr=True)
 logger = logging.getLogger("crimecast")
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option("--config", help="Folder with config.yaml, feature_config.yaml, models.yaml."),
-]
-DataOpt = Annotated[
-    list[str] | None,
-    typer.Option("--data", help="Incident CSV (plain or .gz, local or s3://); repeatable."),
-]
-ObjectiveOpt = Annotated[str | None, typer.Option(
-    help="auto (poisson for topk/count labels, binary for zscore), binary, poisson or "
-         "lambdarank.")]
-GateMetricOpt = Annotated[str | None, typer.Option(
-    help="Metric that ranks forecasters on validation: auto (pai@1% for topk/count, pr_auc "
-         "for zscore), pai@1%, pai@5%, pai@10%, hit_rate@1%, pei_star@1%, pr_auc, roc_auc or "
-         "f1.")]
-ShiftOpt = Annotated[int | None, typer.Option(
-    "--shift-start-hour", help="Hour (0-23) the first 8 h or 12 h shift starts.")]
-ZOpt = Annotated[float | None, typer.Option(
-    "--z-threshold", help="zscore label: a bin is a hotspot above this many SDs.")]
-SchemaOpt = Annotated[
-    str | None,
-    typer.Option("--schema", help="auto, lapd, generic or a YAML column map (MAP.yaml)."),
-]
-
 
 def handle_errors(func: F) -> F:
     """Turn CrimecastError into a one-line message and exit code 2."""
@@ -154,7 +139,7 @@ def generate(
     """Generate synthetic LAPD-schema incidents calibrated to real LA aggregates."""
     from crimecast.data.calibration import build_calibration_report
     from crimecast.data.generate import generate_incidents
-    from crimecast.data.load import write_incidents, write_json, write_provenance
+    from crimecast.data.output import write_incidents, write_json, write_provenance
 
     settings = _settings(config)
     first, last = _parse_date(start, "--start"), _parse_date(end, "--end")
@@ -186,7 +171,7 @@ def clean(
     out: Annotated[Path, typer.Option("--out", help="Output folder.")],
     data: DataOpt = None,
     schema: SchemaOpt = None,
-    encoding: Annotated[str | None, typer.Option(help="Text encoding of the files.")] = None,
+    encoding: EncodingOpt = None,
     min_date: Annotated[str | None, typer.Option(help="Earliest occurrence kept.")] = None,
     max_date: Annotated[str | None, typer.Option(help="Latest occurrence kept.")] = None,
     include_enforcement: Annotated[
@@ -235,7 +220,7 @@ def demo(
     """Run the whole pipeline on the embedded (synthetic) data and show where it all is."""
     from crimecast.cli_pipeline import promote_demo_champion, run_with_progress
     from crimecast.data.generate import generate_incidents
-    from crimecast.data.load import write_incidents, write_provenance
+    from crimecast.data.output import write_incidents, write_provenance
 
     settings = _settings(config)
     first, last = _parse_date(start, "--start"), _parse_date(end, "--end")
@@ -279,6 +264,7 @@ def features(
     max_date: Annotated[str | None, typer.Option(help="Latest occurrence kept.")] = None,
     shift_start_hour: ShiftOpt = None,
     z_threshold: ZOpt = None,
+    encoding: EncodingOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Clean incidents and build the leak-free feature panel with labels."""
@@ -296,7 +282,7 @@ def features(
     began = time.perf_counter()
     with console.status("cleaning and building features..."):
         result = run_features(paths, schema or settings.data.schema_name, settings.cleaning,
-                              settings.features, encoding=settings.data.encoding)
+                              settings.features, encoding=encoding or settings.data.encoding)
         written = write_features(result.features, out)
     render_features(console, result.features.meta, time.perf_counter() - began)
     console.print(f"wrote {written['features']} and {written['meta']}")
@@ -322,6 +308,7 @@ def run(
     tune: Annotated[int, typer.Option(help="Optuna trials (0 = no tuning).")] = 0,
     shift_start_hour: ShiftOpt = None,
     z_threshold: ZOpt = None,
+    encoding: EncodingOpt = None,
     objective: ObjectiveOpt = None,
     gate_metric: GateMetricOpt = None,
     register_best: Annotated[bool | None, typer.Option(
@@ -340,7 +327,8 @@ def run(
         spatial_unit=spatial_unit, cell_size=cell_size, time_bin=time_bin, label=label,
         runs_dir=runs_dir, tracking_uri=tracking_uri, class_weight=class_weight,
         objective=objective, gate_metric=gate_metric, register_best=register_best,
-        shift_start_hour=shift_start_hour, z_threshold=z_threshold)
+        shift_start_hour=shift_start_hour, z_threshold=z_threshold
+    ).with_overrides("data", encoding=encoding)
     paths = _data_paths(data, list(ctx.args), settings)
     run_with_progress(settings, paths, schema or settings.data.schema_name, tune)
 
@@ -363,6 +351,7 @@ def backtest(
     label: Annotated[str | None, typer.Option()] = None,
     shift_start_hour: ShiftOpt = None,
     z_threshold: ZOpt = None,
+    encoding: EncodingOpt = None,
     objective: ObjectiveOpt = None,
     gate_metric: GateMetricOpt = None,
     tune: Annotated[int, typer.Option(help="Optuna trials at each origin (0 = none).")] = 0,
@@ -370,7 +359,7 @@ def backtest(
 ) -> None:
     """Rolling-origin backtest of every forecaster, trained at each origin as `run` trains."""
     from crimecast.cli_pipeline import apply_run_flags, render_backtest
-    from crimecast.data.load import write_json, write_parquet
+    from crimecast.data.output import write_json, write_parquet
     from crimecast.features.job import run_features
     from crimecast.features.unit_table import unit_table
     from crimecast.pipeline.backtest import parse_origins, run_backtest
@@ -386,7 +375,7 @@ def backtest(
     began = time.perf_counter()
     with console.status("cleaning, building features and backtesting..."):
         job = run_features(paths, schema or settings.data.schema_name, settings.cleaning,
-                           settings.features, encoding=settings.data.encoding)
+                           settings.features, encoding=encoding or settings.data.encoding)
         result = run_backtest(job.features.frame, job.cleaned.clean, job.units,
                               unit_table(job.units), window, retrain_every, settings.pipeline,
                               settings.features, settings.models, tune_trials=tune)

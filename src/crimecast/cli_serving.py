@@ -38,8 +38,6 @@ ServeDataOpt = Annotated[list[str] | None, typer.Option(
 RunsDirOpt = Annotated[Path | None, typer.Option(
     "--runs-dir", help="Runs folder; the registry is <runs-dir>/.mlflow (default: runs).")]
 TrackingOpt = Annotated[str | None, typer.Option("--tracking-uri", help="MLflow tracking URI.")]
-
-
 def model_sources(settings: Settings, models: list[str], run: str | None,
                   model_dir: Path | None, runs_dir: Path | None,
                   tracking_uri: str | None) -> list[ModelSource]:
@@ -88,8 +86,7 @@ def serve(
     bundle = bundles[0]
     app = create_app(cfg, token=bearer, loader=loader_for(bundles, data or [], settings, schema))
     shown = "localhost" if cfg.host in ("127.0.0.1", "::1") else cfg.host
-    err_console.print(f"serving {bundle.model_name} version {bundle.version} (run "
-                      f"{bundle.run_id}) on http://{shown}:{cfg.port}  map: "
+    err_console.print(f"serving {bundle.describe()} on http://{shown}:{cfg.port}  map: "
                       f"http://{shown}:{cfg.port}/map{'#token=...' if bearer else ''}  docs: "
                       f"http://{shown}:{cfg.port}/docs", highlight=False, soft_wrap=True)
     run_server(app, cfg.host, cfg.port, access_log=access_log)
@@ -108,9 +105,13 @@ def predict(
     schema: Annotated[str | None, typer.Option(help="Schema of --data CSVs.")] = None,
     runs_dir: RunsDirOpt = None, tracking_uri: TrackingOpt = None,
     config: Annotated[Path | None, typer.Option("--config", help="Config folder.")] = None,
+    allow_stale: Annotated[bool, typer.Option(
+        "--allow-stale", help="Forecast a window that starts more than "
+                              "serving.stale_after_days after the last known event.")] = False,
 ) -> None:
     """Batch-score the next period: GeoJSON hotspots or a patrol-box CSV for dispatch/CAD."""
     from crimecast.config import load_settings
+    from crimecast.data.output import write_bytes
     from crimecast.data.spreadsheet import write_csv
     from crimecast.serving.forecast import compute_forecast, parse_at
     from crimecast.serving.geojson import UnitShapes, hotspots_geojson, patrol_boxes
@@ -128,7 +129,8 @@ def predict(
         raise ConfigError("predict needs a data store: pass --data FILE (incident CSV or a "
                           "run's clean.parquet).")
     forecast = compute_forecast(bundle, loaded.store, loaded.weather, moment, horizon,
-                                settings.serving.max_horizon_days)
+                                settings.serving.max_horizon_days,
+                                settings.serving.stale_after_days, allow_stale)
     shapes = UnitShapes.from_table(bundle.unit_table)
     if fmt == "csv":
         payload = str(write_csv(patrol_boxes(forecast, shapes, top, bundle.audit()))).encode()
@@ -138,11 +140,9 @@ def predict(
         sys.stdout.buffer.write(payload if payload.endswith(b"\n") else payload + b"\n")
         sys.stdout.flush()
     else:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(payload)
+        write_bytes(out, payload)
     logging.getLogger("crimecast").info("forecast computed in %.2f s", forecast.seconds)
     err_console.print(f"{min(top, forecast.ranked.height)} units, window "
                       f"{forecast.window_start:%Y-%m-%d %H:%M} to "
-                      f"{forecast.window_end:%Y-%m-%d %H:%M}, model {bundle.model_name} version "
-                      f"{bundle.version} (run {bundle.run_id})"
+                      f"{forecast.window_end:%Y-%m-%d %H:%M}, model {bundle.describe()}"
                       + (f" -> {out}" if out else ""), highlight=False, soft_wrap=True)

@@ -37,6 +37,8 @@ def render_clean_report(console: Console, report: CleanReport, title: str = "Cle
     table.add_row("rows quarantined", f"{report.rows_quarantined:,}")
     table.add_row("  of which time estimated (kept, flagged)", f"{report.time_is_estimated:,}")
     table.add_row("occurred range", f"{report.occurred_min} .. {report.occurred_max}")
+    if report.blank_lines_skipped:
+        table.add_row("blank lines skipped (not records)", f"{report.blank_lines_skipped:,}")
     console.print(table)
     if report.by_reason:
         reasons = Table(title="Quarantine by reason")

@@ -88,6 +88,8 @@ _STORAGE_ERRNOS = {
     errno.EROFS: ("Read-only file system", "Write to a writable folder instead."),
     errno.EACCES: ("Permission denied", "Fix the folder's permissions or write elsewhere."),
     errno.EPERM: ("Operation not permitted", "Fix the folder's permissions or write elsewhere."),
+    errno.ENOTDIR: ("Not a directory", "Choose a path whose folders are folders."),
+    errno.EISDIR: ("Is a directory", "Choose a file name, not a folder."),
 }
 _PERMISSION = (errno.EACCES, errno.EPERM)
 # How SQLite and Rust (Polars) report the same failures in their own exception types.
@@ -100,14 +102,15 @@ _STORAGE_MESSAGES = (
 
 
 def as_storage_error(exc: BaseException, where: str | None = None, *,
-                     permission: bool = True) -> StorageError | None:
+                     permission: bool = True, named: str | None = None) -> StorageError | None:
     """A one-line :class:`StorageError` for a disk-full/read-only/permission failure, else None.
 
     Looks through the exception's causes, so an OSError wrapped by SQLAlchemy, MLflow or
     Polars is recognised too. ``where`` names the path when the exception does not;
-    ``permission=False`` ignores permission errors (which reads raise too).
+    ``permission=False`` ignores permission errors (which reads raise too); ``named``
+    names that path whatever the exception says (a temporary file's final name).
     """
-    if isinstance(exc, StorageError):
+    if isinstance(exc, StorageError) and named is None:
         return exc
     seen: set[int] = set()
     current: BaseException | None = exc
@@ -116,7 +119,7 @@ def as_storage_error(exc: BaseException, where: str | None = None, *,
         code, path = _storage_errno(current)
         if code in _STORAGE_ERRNOS and (permission or code not in _PERMISSION):
             cause, fix = _STORAGE_ERRNOS[code]
-            target = path or where
+            target = named or path or where
             place = f"'{target}'" if target else "the output folder"
             verb = "use" if code in _PERMISSION else "write"
             return StorageError(f"cannot {verb} {place}: {cause}. {fix}")

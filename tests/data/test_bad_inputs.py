@@ -153,7 +153,8 @@ def test_ragged_row(tmp_path: Path) -> None:
         load_incidents([str(path)])
     assert str(err.value) == (
         f"data file '{path}' is not a well-formed CSV: data row 3 has 30 fields but the "
-        "header has 28. Fix that row (quote fields that contain commas) and retry."
+        "header has 28 (fields separated by ','). Fix that row (quote fields that contain "
+        "commas) and retry."
     )
 
 

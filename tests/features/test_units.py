@@ -333,7 +333,7 @@ def test_h3_without_the_package(monkeypatch: pytest.MonkeyPatch, inside_points: 
         ({"max_cells": 3}, "spatial_unit 'grid' with cell_size 250 m gives 4 cells, more than "
                            "the maximum of 3. Pass --cell-size 300 or larger."),
         ({"crs": "EPSG:4326"}, "crs must be a projected CRS in metres; got 'EPSG:4326' "
-                               "(geographic). Pass --crs EPSG:32611 (UTM 11N) or leave it out "
+                               "(geographic). Use EPSG:32611 (UTM 11N) or leave it out "
                                "to use the UTM zone of the data."),
         ({"kind": "area"}, "spatial_unit 'area' needs an area_id column or a boundary; the data "
                            "has neither. Pass a boundary GeoJSON or --spatial-unit grid."),

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from crimecast.data.generate import generate_incidents
-from crimecast.data.load import write_incidents
+from crimecast.data.output import write_incidents
 from crimecast.registry.store import STEP_KEY_TAG, ModelRegistry
-from tests.disks import read_only_disk, small_disk
+from tests.disks import one_line_error, read_only_disk, small_disk
 
 
 @pytest.fixture(scope="module")
@@ -41,15 +41,6 @@ def _run(data: Path, runs: Path, **env: str) -> subprocess.CompletedProcess[str]
                           check=False, env={**os.environ, "COLUMNS": "200", **env})
 
 
-def _one_line_error(done: subprocess.CompletedProcess[str]) -> str:
-    """The single error line of a failed command (and proof there was no traceback)."""
-    assert done.returncode == 2, done.stderr[-3000:]
-    assert "Traceback" not in done.stderr, done.stderr[-3000:]
-    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, done.stderr[-3000:]
-    return errors[0]
-
-
 def _leftovers(runs: Path) -> list[Path]:
     """Temporary or unfinished cache entries: none may survive a failed run."""
     cache = runs / ".cache"
@@ -65,7 +56,7 @@ def test_full_disk_during_first_registration_leaves_a_usable_registry(
     # The registry's disk holds 400 kB; an empty MLflow schema needs about 950 kB.
     with small_disk(runs / ".mlflow", "400k"):
         failed = _run(half_year, runs)
-        line = _one_line_error(failed)
+        line = one_line_error(failed)
         assert line == (f"error: cannot write '{runs / '.mlflow'}': No space left on device. "
                         "Free space on that disk or write elsewhere.")
         assert not (runs / ".mlflow" / "mlflow.db").exists()
@@ -170,7 +161,7 @@ def test_a_full_disk_during_process_is_one_line_and_leaves_no_cache_entry(
     disk = tmp_path / "disk"
     with small_disk(disk, "256k"):
         failed = _run(half_year, disk / "runs")
-        assert _one_line_error(failed) == (
+        assert one_line_error(failed) == (
             f"error: cannot write '{disk / 'runs'}': No space left on device. "
             "Free space on that disk or write elsewhere.")
         assert _leftovers(disk / "runs") == []
@@ -179,6 +170,6 @@ def test_a_full_disk_during_process_is_one_line_and_leaves_no_cache_entry(
 def test_a_read_only_runs_folder_is_one_line(half_year: Path, tmp_path: Path) -> None:
     with read_only_disk(tmp_path / "ro") as disk:
         failed = _run(half_year, disk / "runs")
-        line = _one_line_error(failed)
+        line = one_line_error(failed)
         assert line.startswith(f"error: cannot write '{disk / 'runs'}")
         assert line.endswith(": Read-only file system. Write to a writable folder instead.")

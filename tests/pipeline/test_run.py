@@ -16,7 +16,7 @@ import pytest
 
 from crimecast.config import Settings
 from crimecast.data.generate import generate_incidents
-from crimecast.data.load import write_incidents, write_provenance
+from crimecast.data.output import write_incidents, write_provenance
 from crimecast.models.naive import NAIVE
 from crimecast.pipeline.run import RunSummary, run_pipeline
 

@@ -16,7 +16,7 @@ import uvicorn
 
 from crimecast.config import ServingConfig, Settings
 from crimecast.data.generate import generate_incidents
-from crimecast.data.load import write_incidents, write_provenance
+from crimecast.data.output import write_incidents, write_provenance
 from crimecast.pipeline.run import RunSummary, run_pipeline
 from crimecast.registry.store import ModelRegistry
 from crimecast.serving.app import create_app

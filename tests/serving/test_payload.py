@@ -114,3 +114,51 @@ def test_large_bodies_with_a_bad_value_still_name_it() -> None:
     with pytest.raises(ServingError) as err:
         big.read_json(json.dumps(rows).encode())
     assert str(err.value) == "row 601, feature 'a': expected a number; got boolean true."
+
+
+def test_dataframe_split_refuses_object_rows() -> None:
+    """Object rows are already in model order; reordering them by 'columns' again would
+    score the wrong values, so dataframe_split takes arrays only (MLflow's contract)."""
+    body = {"dataframe_split": {"columns": ["c", "a", "b"],
+                                "data": [[3, 1, 2], {"a": 1, "b": 2, "c": 3}]}}
+    with pytest.raises(ServingError) as err:
+        reader.read_json(json.dumps(body).encode())
+    assert (str(err.value), err.value.status) == (
+        "dataframe_split rows must be arrays in the order of 'columns'; row 2 is an object. "
+        "Send objects as dataframe_records.", 422)
+    for data, kind in (([{"a": 1, "b": 2, "c": 3}], "an object"), ([7], "a number"),
+                       (["x"], "a string")):
+        with pytest.raises(ServingError) as err:
+            reader.read_json(json.dumps({"dataframe_split": {"data": data}}).encode())
+        assert str(err.value).startswith(
+            f"dataframe_split rows must be arrays in the order of 'columns'; row 1 is {kind}.")
+    arrays = {"dataframe_split": {"columns": ["c", "a", "b"], "data": [[3, 1, 2]]}}
+    np.testing.assert_array_equal(reader.read_json(json.dumps(arrays).encode()),
+                                  np.asarray([[1, 2, 3]], dtype=np.float32))
+
+
+@pytest.mark.parametrize("value", ["1e39", "-1e39", "1e300", "3.5e38", str(10**39)])
+def test_values_beyond_the_float32_range_are_refused_in_json_and_csv(value: str) -> None:
+    shown = f"{float(value):g}"
+    message = (f"row 2, feature 'b' is {shown}, outside the float32 range the model computes "
+               "in (magnitude at most 3.40282e+38). Send a smaller value.")
+    bodies = [(reader.read_json, f'[[1, 2, 3], [1, {value}, 3]]'.encode()),
+              (reader.read_json, ('{"instances": [{"a": 1, "b": 2, "c": 3}, {"a": 1, "b": '
+                                  f'{value}, "c": 3}}]}}').encode()),
+              (reader.read_csv, f"1,2,3\n1,{value},3".encode()),
+              (reader.read_csv, f"a,b,c\n1,2,3\n1,{value},3".encode())]
+    big = RowReader(FEATURES, frozenset({"c"}), max_rows=1000)  # the vectorised paths
+    many = ["1.5,2.5,3.5"] * 600
+    bodies += [(big.read_csv, "\n".join([many[0], f"1,{value},3", *many]).encode()),
+               (big.read_json, json.dumps([[1, 2, 3], [1, float(value), 3], *[[1, 2, 3]] * 600])
+                .encode())]
+    for read, body in bodies:
+        with pytest.raises(ServingError) as err:
+            read(body)
+        assert (str(err.value), err.value.status) == (message, 422)
+
+
+def test_the_largest_float32_still_passes() -> None:
+    top = float(np.finfo(np.float32).max)
+    got = reader.read_json(json.dumps([[top, -top, None]]).encode())
+    assert got[0, 0] == np.finfo(np.float32).max and np.isfinite(got[0, :2]).all()

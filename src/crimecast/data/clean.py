@@ -62,6 +62,8 @@ class CleanReport(BaseModel):
     occurred_min: str | None
     occurred_max: str | None
     files: dict[str, dict[str, int]]
+    # Blank lines between records are not records: not in rows_in, but never silent.
+    blank_lines_skipped: int = 0
     rules: dict[str, str] = REASONS
 
 

@@ -32,7 +32,7 @@ LAPD_REQUIRED_COLUMNS: tuple[str, ...] = (
     "LAT",
     "LON",
 )
-_OPTIONAL_COLUMNS: tuple[str, ...] = (
+LAPD_OPTIONAL_COLUMNS: tuple[str, ...] = (
     "Date Rptd",
     "AREA NAME",
     "Rpt Dist No",

@@ -1,44 +1,62 @@
 """Reading incident files: the I/O edge of the data layer.
 
 Everything that touches the file system or object storage lives here: reading
-plain or gzipped CSV from local paths or ``s3://`` (through fsspec when the
-``aws`` extra is installed), checking the encoding, sanitising headers, and
-writing outputs. Parsing and cleaning are pure functions elsewhere.
+local paths or ``s3://`` (through fsspec when the ``aws`` extra is installed)
+into one all-text :class:`RawTable` per file (CSV or parquet; what a file is, is
+decided in :mod:`crimecast.data.sniff`), and writing outputs. Parsing and
+cleaning are pure functions elsewhere.
 """
 
 from __future__ import annotations
 
-import csv
-import gzip
 import io
 import json
 import logging
-import zlib
+import re
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from crimecast.data.lapd import LAPD_REQUIRED_COLUMNS, parse_lapd
+from crimecast.data import sniff
+from crimecast.data.lapd import LAPD_OPTIONAL_COLUMNS, LAPD_REQUIRED_COLUMNS, parse_lapd
 from crimecast.data.mapping import GENERIC_MAP, ColumnMap, load_column_map, parse_mapped
-from crimecast.data.spreadsheet import write_csv
+from crimecast.data.parsing import blank_to_null
+from crimecast.data.schema import CANONICAL_COLUMNS
+from crimecast.data.sniff import sanitise_header
 from crimecast.errors import DataFileError, DependencyError, SchemaError
 
 logger = logging.getLogger(__name__)
 
 SOURCE_ROW = "_source_row"
 SOURCE_FILE = "_source_file"
+# A run's clean.parquet (the canonical schema) read back as input.
+CANONICAL_MAP = ColumnMap(
+    name="canonical", incident_id="incident_id", occurred_at="occurred_at", lat="lat", lon="lon",
+    reported_at="reported_at", crime_type="crime_code", crime_desc="crime_desc", area="area_id",
+    area_name="area_name", district="district_id", premise="premise")
+_EXCEL_SERIAL_COPIES = ("DATE OCC", "Date Rptd")  # the West LA export repeats DATE OCC
 
 
 @dataclass(frozen=True)
 class RawTable:
-    """One file as read: every column as text, plus its path and row numbers."""
+    """One file as read: every column as text, plus its path and row numbers.
+
+    ``_source_row`` is the 1-based ordinal of the record among the file's records
+    (the header is row 0); blank lines are not records, so they get no number and
+    are counted in ``blank_lines`` instead. ``duplicates`` maps a header name that
+    occurs more than once to its 1-based column positions (the frame keeps the
+    first under the name and renames repeats ``NAME.1``, ``NAME.2``).
+    """
 
     path: str
     frame: pl.DataFrame
+    blank_lines: int = 0
+    duplicates: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -50,37 +68,27 @@ class LoadedIncidents:
     schema_name: str
     column_map: ColumnMap | None
 
+    @property
+    def blank_lines(self) -> int:
+        """Blank lines skipped across all files (they are not rows)."""
+        return sum(raw.blank_lines for raw in self.raw)
+
 
 def read_bytes(path: str) -> bytes:
-    """Read a local or remote file's bytes, decompressing gzip transparently."""
+    """Read a local or remote file's bytes as stored (see :func:`sniff.unpack`)."""
     if "://" in path and not path.startswith("file://"):
-        data = _read_remote(path)
-    else:
-        local = Path(path.removeprefix("file://"))
-        if not local.exists():
-            raise DataFileError(
-                f"data file '{path}' does not exist. Check the path passed to --data."
-            )
-        if local.is_dir():
-            raise DataFileError(f"data file '{path}' is a directory; pass a CSV file to --data.")
-        try:
-            data = local.read_bytes()
-        except OSError as exc:
-            raise DataFileError(f"cannot read data file '{path}': {exc.strerror}.") from exc
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (EOFError, OSError, zlib.error) as exc:
-            raise DataFileError(
-                f"data file '{path}' is a truncated or corrupt gzip archive ({exc}). "
-                "Re-download or re-compress the file."
-            ) from exc
-    elif path.endswith(".gz"):
+        return _read_remote(path)
+    local = Path(path.removeprefix("file://"))
+    if not local.exists():
         raise DataFileError(
-            f"data file '{path}' ends in .gz but is not gzip-compressed. "
-            "Rename it without .gz or compress it with gzip."
+            f"data file '{path}' does not exist. Check the path passed to --data."
         )
-    return data
+    if local.is_dir():
+        raise DataFileError(f"data file '{path}' is a directory; pass a CSV file to --data.")
+    try:
+        return local.read_bytes()
+    except OSError as exc:
+        raise DataFileError(f"cannot read data file '{path}': {exc.strerror}.") from exc
 
 
 def _read_remote(path: str) -> bytes:
@@ -108,94 +116,118 @@ def _read_remote(path: str) -> bytes:
     return data
 
 
-def decode_text(data: bytes, path: str, encoding: str = "utf-8") -> str:
-    """Decode file bytes strictly, naming the line of the first bad byte on failure."""
+def _text_column(series: pl.Series) -> pl.Series:
+    """One parquet column as text the parsers accept (datetimes as ISO 8601)."""
+    dtype = series.dtype
+    if isinstance(dtype, pl.Datetime):  # as write_csv writes it: 2024-01-01T10:30:00.000000
+        digits = {"ms": 3, "us": 6, "ns": 9}[dtype.time_unit or "us"]
+        zone = "%z" if dtype.time_zone else ""
+        return series.dt.to_string(f"%Y-%m-%dT%H:%M:%S%.{digits}f{zone}")
+    if dtype == pl.Date:
+        return series.dt.to_string("%Y-%m-%d")
+    if not dtype.is_nested():
+        try:
+            return series.cast(pl.String)
+        except pl.exceptions.PolarsError:  # durations, binary that is not UTF-8, ...
+            pass
+    encode = (lambda v: json.dumps(v, default=str)) if dtype.is_nested() else str
+    return pl.Series(series.name, [None if v is None else encode(v) for v in series.to_list()],
+                     dtype=pl.String)
+
+
+def _read_parquet(data: bytes, path: str, encoding: str) -> tuple[pl.DataFrame, list[str], int]:
+    """Read parquet bytes: the all-text frame, its column names and 0 blank lines."""
+    if encoding.lower().replace("_", "-") not in ("utf-8", "utf8"):
+        logger.info("read %s: parquet, so --encoding %s does not apply and is ignored",
+                    path, encoding)
+    try:  # pyarrow, because polars panics (noisily, on stderr) on some corrupt files
+        frame = pl.DataFrame(pq.read_table(pa.BufferReader(data)))
+    except (pa.ArrowException, pl.exceptions.PolarsError, OSError, ValueError) as exc:
+        detail = re.sub(r"^Could not open Parquet input source '<Buffer>': ", "",
+                        sniff.first_line(exc)).rstrip(".")
+        raise DataFileError(
+            f"data file '{path}' is a truncated or corrupt parquet file ({detail}). "
+            "Re-download or re-write the file."
+        ) from exc
+    text = pl.DataFrame([_text_column(frame.to_series(i)) for i in range(frame.width)])
+    return text, frame.columns, 0
+
+
+def _read_csv(data: bytes, path: str, encoding: str) -> tuple[pl.DataFrame, list[str], int]:
+    """Decode, sniff and read CSV bytes: the all-text frame, header names, blank lines."""
+    text, codec = sniff.decode_text(data, path, encoding)
+    if codec.startswith(("utf-16", "utf-32")):
+        logger.info("read %s: %s text", path, codec.upper())
+    body = text.replace("\r", "\n") if "\r" in text and "\n" not in text else text
+    first = re.search(r"\S", body)
+    if first is None:
+        raise DataFileError(f"data file '{path}' is empty; expected a CSV header and rows.")
+    if body is not text:
+        logger.info("read %s: old Mac line ends (\\r only) read as line breaks", path)
+    start = body.rfind("\n", 0, first.start()) + 1  # where the header line starts
+    head = [line for line in sniff.head_lines(body[start:]) if line.strip()]
+    delimiter = sniff.sniff_delimiter(head[0], head[1:])
+    if delimiter != ",":
+        logger.info("read %s: %s-delimited", path, sniff.DELIMITER_NAMES[delimiter])
+    names = sniff.parse_header(head[0], delimiter, path)
+    body, blank = sniff.drop_blank_lines(body, delimiter)
+    unchanged = body is text and codec == "utf-8"
+    payload = data.removeprefix(b"\xef\xbb\xbf") if unchanged else body.encode("utf-8")
+    separated = f"(fields separated by {sniff.SHOWN_DELIMITERS[delimiter]})"
     try:
-        text = data.decode(encoding)
-    except LookupError as exc:
+        frame = pl.read_csv(io.BytesIO(payload), infer_schema=False, has_header=True,
+                            separator=delimiter)
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException) as exc:
         raise DataFileError(
-            f"unknown encoding '{encoding}' for data file '{path}'. Pass --encoding utf-8 "
-            "or another Python codec name such as latin-1."
+            f"data file '{path}' is not a well-formed CSV: "
+            f"{sniff.locate_csv_problem(body, exc, delimiter)} {separated}. Fix that row "
+            f"(quote fields that contain {sniff.DELIMITER_NAMES[delimiter]}s) and retry."
         ) from exc
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
+    if frame.width != len(names):
         raise DataFileError(
-            f"data file '{path}' is not valid {encoding}: byte 0x{data[exc.start]:02x} at "
-            f"line {line}. Re-save the file as UTF-8 or pass --encoding latin-1."
-        ) from exc
-    return text.removeprefix("\ufeff")
-
-
-def sanitise_header(names: Sequence[str]) -> list[str]:
-    """Strip header names, name blank ones ``Unnamed: i`` and suffix repeats ``.1``, ``.2``."""
-    out: list[str] = []
-    seen: dict[str, int] = {}
-    for index, name in enumerate(names):
-        clean = name.strip() or f"Unnamed: {index}"
-        if clean in seen:
-            seen[clean] += 1
-            clean = f"{clean}.{seen[clean]}"
-        else:
-            seen[clean] = 0
-        out.append(clean)
-    return out
-
-
-def _locate_csv_problem(text: str, exc: Exception) -> str:
-    """Name the first row whose field count differs from the header's, if any."""
-    rows = csv.reader(io.StringIO(text))
-    width = len(next(rows, []))
-    for number, row in enumerate(rows, start=1):
-        if len(row) > width:
-            return f"data row {number} has {len(row)} fields but the header has {width}"
-    return str(exc).strip().splitlines()[0]
+            f"data file '{path}' has {len(names)} header fields but rows with {frame.width} "
+            f"{separated}. Check the header line."
+        )
+    return frame, names, blank
 
 
 def read_raw_csv(path: str, encoding: str = "utf-8") -> RawTable:
-    """Read one CSV with every column as text and 1-based data row numbers."""
-    data = read_bytes(path)
-    text = decode_text(data, path, encoding)
-    if not text.strip():
-        raise DataFileError(f"data file '{path}' is empty; expected a CSV header and rows.")
-    first_line = text.split("\n", 1)[0].rstrip("\r")
-    header = sanitise_header(next(csv.reader([first_line])))
-    try:
-        payload = (
-            data.removeprefix(b"\xef\xbb\xbf")
-            if encoding.lower().replace("-", "") in ("utf8", "utf_8")
-            else text.encode("utf-8")
-        )
-        frame = pl.read_csv(
-            io.BytesIO(payload),
-            infer_schema=False,
-            has_header=True,
-        )
-    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as exc:
-        raise DataFileError(
-            f"data file '{path}' is not a well-formed CSV: {_locate_csv_problem(text, exc)}. "
-            "Fix that row (quote fields that contain commas) and retry."
-        ) from exc
-    if frame.width != len(header):
-        raise DataFileError(
-            f"data file '{path}' has {len(header)} header fields but rows with "
-            f"{frame.width}. Check the header line."
-        )
+    """Read one incident file with every column as text and 1-based record numbers.
+
+    CSV may be plain or gzip/bz2/xz-compressed (recognised by content, even
+    nested) or the single member of a zip archive, in any text encoding and
+    delimited by ``, ; \\t |``; parquet (recognised by its ``PAR1`` magic
+    bytes) is read natively with datetimes as ISO 8601 text and ``encoding``
+    ignored. Blank lines are skipped and counted, never numbered.
+    """
+    unpacked = sniff.unpack(read_bytes(path), path)
+    if unpacked.layers:
+        logger.info("read %s: unpacked %s", path, " > ".join(unpacked.layers))
+    read = _read_parquet if unpacked.is_parquet else _read_csv
+    frame, names, blank = read(unpacked.data, path, encoding)
     if frame.height == 0:
-        raise DataFileError(f"data file '{path}' has a header but no data rows.")
-    frame = frame.rename(dict(zip(frame.columns, header, strict=True)))
+        skipped = f" ({blank} blank line(s) skipped)" if blank else ""
+        raise DataFileError(f"data file '{path}' has a header but no data rows{skipped}.")
+    if blank:
+        logger.warning("data file '%s': skipped %d blank line(s); blank lines are not records "
+                       "and are not counted in rows_in", path, blank)
+    frame = frame.rename(dict(zip(frame.columns, sanitise_header(names), strict=True)))
     frame = frame.with_columns(
         pl.int_range(1, frame.height + 1, dtype=pl.Int64).alias(SOURCE_ROW),
         pl.lit(path).alias(SOURCE_FILE),
     )
-    logger.info("read %s: %d rows, %d columns", path, frame.height, len(header))
-    return RawTable(path=path, frame=frame)
+    logger.info("read %s: %d rows, %d columns", path, frame.height, len(names))
+    return RawTable(path=path, frame=frame, blank_lines=blank,
+                    duplicates=sniff.duplicate_columns(names))
 
 
 def detect_schema(raw: RawTable) -> str:
-    """Guess ``lapd`` or ``generic`` from a file's header."""
+    """Guess ``lapd``, ``canonical`` (a clean.parquet) or ``generic`` from a file's header."""
     columns = set(raw.frame.columns)
     if {"DR_NO", "DATE OCC"} <= columns:
         return "lapd"
+    if set(CANONICAL_COLUMNS) - {"source_file", "source_row"} <= columns:
+        return "canonical"
     if {"occurred_at", "lat", "lon"} <= columns:
         return "generic"
     shown = [c for c in raw.frame.columns if not c.startswith("_")]
@@ -219,8 +251,60 @@ def resolve_column_map(schema: str) -> ColumnMap | None:
     )
 
 
+def _positions(at: Sequence[int]) -> str:
+    listed = [str(i) for i in at]
+    return f"columns {', '.join(listed[:-1])} and {listed[-1]}"
+
+
+def _holds_excel_serials(frame: pl.DataFrame, at: Sequence[int]) -> bool:
+    """True when every repeat of a column holds only Excel serial day numbers."""
+    for position in at[1:]:
+        values = frame.select(blank_to_null(pl.col(frame.columns[position - 1]))).to_series()
+        days = values.drop_nulls().cast(pl.Float64, strict=False)
+        if days.len() == 0 or days.null_count() or not days.is_between(1, 2_958_465).all():
+            return False
+    return True
+
+
+def check_duplicates(raw: RawTable, kind: str, column_map: ColumnMap | None) -> None:
+    """Refuse a file that repeats a column the parser for ``kind`` reads.
+
+    Repeats of columns nobody reads stay (renamed ``NAME.1``). LAPD's West LA
+    export repeats ``DATE OCC`` with Excel serial dates; that copy is ignored.
+    """
+    read = set(LAPD_REQUIRED_COLUMNS + LAPD_OPTIONAL_COLUMNS) if kind == "lapd" else set(
+        (column_map or GENERIC_MAP).source_columns().values())
+    clashes = []
+    for name, at in raw.duplicates.items():
+        if name not in read:
+            continue
+        if kind == "lapd" and name in _EXCEL_SERIAL_COPIES and _holds_excel_serials(raw.frame, at):
+            logger.info("read %s: column '%s' repeats (%s) with Excel serial dates; using the "
+                        "first", raw.path, name, _positions(at))
+            continue
+        clashes.append((name, _positions(at)))
+    if len(clashes) == 1:
+        raise SchemaError(f"data file '{raw.path}' has the column '{clashes[0][0]}' more than "
+                          f"once ({clashes[0][1]}); remove the duplicate.")
+    if clashes:
+        listed = [f"'{name}' ({at})" for name, at in clashes]
+        raise SchemaError(f"data file '{raw.path}' has the columns {', '.join(listed[:-1])} and "
+                          f"{listed[-1]} more than once; remove the duplicates.")
+
+
+def _keep_canonical_flags(parsed: pl.DataFrame, raw: pl.DataFrame) -> pl.DataFrame:
+    """A clean.parquet's own category and estimated-time flag win over re-derived ones."""
+    own = raw.select(
+        blank_to_null(pl.col("crime_category")),
+        pl.col("time_is_estimated").str.to_lowercase().replace_strict(
+            {"true": True, "false": False}, default=None, return_dtype=pl.Boolean),
+    )
+    return parsed.with_columns(pl.coalesce(pl.lit(own[c]), c).alias(c) for c in own.columns)
+
+
 def parse_table(raw: RawTable, kind: str, column_map: ColumnMap | None) -> pl.DataFrame:
-    """Parse one raw table (``kind`` lapd, generic or a map) into the canonical schema."""
+    """Parse a raw table (``kind`` lapd, canonical, generic or a map) into the canonical schema."""
+    check_duplicates(raw, kind, column_map)
     if kind == "lapd":
         missing = [c for c in LAPD_REQUIRED_COLUMNS if c not in raw.frame.columns]
         if missing:
@@ -229,8 +313,11 @@ def parse_table(raw: RawTable, kind: str, column_map: ColumnMap | None) -> pl.Da
                 f"data file '{raw.path}' is missing LAPD column(s) {missing}; found {shown}. "
                 "Pass --schema generic or --schema MAP.yaml if this is not an LAPD export."
             )
-        return parse_lapd(raw.frame)
-    return parse_mapped(raw.frame, column_map or GENERIC_MAP, raw.path)
+        absent = [c for c in LAPD_OPTIONAL_COLUMNS if c not in raw.frame.columns]
+        # parse_lapd cannot broadcast a missing date column (Date Rptd): give it nulls.
+        return parse_lapd(raw.frame.with_columns(pl.lit(None, pl.String).alias(c) for c in absent))
+    parsed = parse_mapped(raw.frame, column_map or GENERIC_MAP, raw.path)
+    return _keep_canonical_flags(parsed, raw.frame) if kind == "canonical" else parsed
 
 
 def load_incidents(
@@ -255,7 +342,7 @@ def load_incidents(
     for path in paths:
         raw = read_raw_csv(str(path), encoding)
         kind = detect_schema(raw) if schema == "auto" else schema
-        file_map = GENERIC_MAP if kind == "generic" and column_map is None else column_map
+        file_map = column_map or {"generic": GENERIC_MAP, "canonical": CANONICAL_MAP}.get(kind)
         parsed.append(parse_table(raw, kind, file_map))
         raws.append(raw)
         maps.append(file_map)
@@ -266,44 +353,3 @@ def load_incidents(
         schema_name=first.name if first is not None else "lapd",
         column_map=first,
     )
-
-
-def write_parquet(frame: pl.DataFrame, path: Path) -> None:
-    """Write a frame atomically (to a temporary name, then renamed)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    frame.write_parquet(tmp)
-    tmp.replace(path)
-
-
-def write_json(payload: dict[str, Any], path: Path) -> None:
-    """Write JSON atomically with stable key order and indentation."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
-    tmp.replace(path)
-
-
-def write_incidents(frame: pl.DataFrame, path: Path) -> None:
-    """Write an LAPD-schema frame as CSV (``.csv``/``.csv.gz``) or parquet by suffix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    name = path.name.lower()
-    if name.endswith(".parquet"):
-        frame.write_parquet(tmp)
-    elif name.endswith(".csv.gz"):
-        write_csv(frame, tmp, compression="gzip", check_extension=False)
-    elif name.endswith(".csv"):
-        write_csv(frame, tmp)
-    else:
-        raise DataFileError(
-            f"output file '{path}' must end in .csv, .csv.gz or .parquet. Pass --out data.csv."
-        )
-    tmp.replace(path)
-
-
-def write_provenance(data_path: Path, payload: dict[str, Any]) -> Path:
-    """Write ``<data file>.provenance.json`` beside a data file (e.g. marking it synthetic)."""
-    path = data_path.with_name(data_path.name + ".provenance.json")
-    write_json(payload, path)
-    return path

@@ -20,8 +20,9 @@ from crimecast.data.geo import (
     load_portland_districts,
     study_area,
 )
-from crimecast.data.load import load_incidents, write_json, write_parquet
+from crimecast.data.load import load_incidents
 from crimecast.data.mapping import ColumnMap
+from crimecast.data.output import write_json, write_parquet
 from crimecast.errors import DataFileError
 
 logger = logging.getLogger(__name__)
@@ -100,8 +101,8 @@ def prepare_incidents(
             boundary = study_area(areas, buffer_m=config.study_area_buffer_m)
     result = clean_incidents(parsed, config, study_area=boundary, today=today)
     quarantine = attach_raw_values(result.quarantine, loaded.raw)
-    return CleanResult(clean=result.clean, quarantine=quarantine, report=result.report,
-                       areas=areas)
+    report = result.report.model_copy(update={"blank_lines_skipped": loaded.blank_lines})
+    return CleanResult(clean=result.clean, quarantine=quarantine, report=report, areas=areas)
 
 
 def write_clean_outputs(result: CleanResult, out_dir: Path) -> dict[str, Path]:

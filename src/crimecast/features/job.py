@@ -13,7 +13,7 @@ import polars as pl
 
 from crimecast.config import CleaningConfig, FeatureConfig
 from crimecast.data.clean import CleanResult
-from crimecast.data.load import write_json, write_parquet
+from crimecast.data.output import write_json, write_parquet
 from crimecast.data.prepare import prepare_incidents
 from crimecast.data.weather import load_daily_weather
 from crimecast.features.build import FeatureSet, build_features

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crimecast.data.load import write_json
+from crimecast.data.output import write_json
 from crimecast.errors import CrimecastError, PipelineError
 from crimecast.pipeline.container_io import (
     LINEAGE_FILE,

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from crimecast import __version__
-from crimecast.errors import CrimecastError, PipelineError, as_storage_error
+from crimecast.errors import CrimecastError, PipelineError, StorageError, as_storage_error
 from crimecast.models.storage import file_sha256
 
 logger = logging.getLogger(__name__)
@@ -215,8 +215,10 @@ class PipelineRun:
                     raise
                 # another process finished the same step meanwhile: keep its copy
         except Exception as exc:
-            storage = as_storage_error(exc, where=str(self.runs_dir),
-                                       permission=not isinstance(exc, CrimecastError))
+            # Name the runs folder the user chose, not a file inside a temporary folder.
+            inside = str(tmp) in str(exc) or not isinstance(exc, StorageError)
+            storage = as_storage_error(exc, permission=not isinstance(exc, CrimecastError),
+                                       named=str(self.runs_dir) if inside else None)
             if storage is not None and storage is not exc:
                 raise storage from exc
             raise

@@ -15,7 +15,7 @@ from typing import Any
 import polars as pl
 
 from crimecast.config import CleaningConfig, FeatureConfig, ModelsConfig, PipelineConfig
-from crimecast.data.load import write_json, write_parquet
+from crimecast.data.output import write_json, write_parquet
 from crimecast.data.prepare import write_clean_outputs
 from crimecast.evaluation.gate import decide_gate
 from crimecast.evaluation.predict import predictions_frame

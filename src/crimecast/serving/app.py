@@ -23,7 +23,7 @@ from crimecast.config import ServingConfig
 from crimecast.errors import CrimecastError, ServingError
 from crimecast.serving.forecast import Forecast, parse_at
 from crimecast.serving.geojson import hotspots_geojson
-from crimecast.serving.guard import Guard
+from crimecast.serving.guard import AUTHENTICATED, Guard
 from crimecast.serving.map_page import MAP_HTML
 from crimecast.serving.payload import CSV, JSON, RowReader, choose_output, format_scores, media_type
 from crimecast.serving.state import Loaded, ServerState
@@ -46,6 +46,14 @@ INVOCATIONS_BODY: dict[str, Any] = {
         CSV: {"schema": {"type": "string"}},
     }},
 }
+
+
+def identity_headers(audit: dict[str, Any]) -> dict[str, str]:
+    """The model's version and run id as response headers; an unregistered model has no
+    version, so it sends no version header (rather than the text "None")."""
+    names = {"model_version": "X-Crimecast-Model-Version", "run_id": "X-Crimecast-Run-Id"}
+    return {header: str(audit[key]) for key, header in names.items()
+            if audit.get(key) is not None}
 
 
 def create_app(config: ServingConfig, token: str | None = None,
@@ -94,11 +102,19 @@ def create_app(config: ServingConfig, token: str | None = None,
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
     @app.get("/ping", summary="Health check (SageMaker): 200 once a model is loaded")
-    async def ping() -> JSONResponse:
+    async def ping(request: Request) -> JSONResponse:
+        # Open without a token (health checkers have none): an anonymous caller learns
+        # only the status, never the model's identifiers or a load error's text.
+        told = request.scope.get(AUTHENTICATED, True)
         if state.loaded is None:
             status = "failed" if state.error else "loading"
-            return JSONResponse({"status": status, "detail": state.error}, status_code=503)
-        return JSONResponse({"status": "ok", **state.loaded.bundle.audit()})
+            body = {"status": status, "detail": state.error} if told else {"status": status}
+            return JSONResponse(body, status_code=503)
+        return JSONResponse({"status": "ok", **(state.loaded.bundle.audit() if told else {})})
+
+    # HEAD /ping: the same status and headers, no body (uvicorn drops it). A route of its
+    # own, so the OpenAPI operation ids stay unique.
+    app.head("/ping", include_in_schema=False)(ping)
 
     @app.post("/invocations", summary="Score feature rows (SageMaker inference contract)",
               openapi_extra=INVOCATIONS_BODY, response_model=None)
@@ -121,9 +137,7 @@ def create_app(config: ServingConfig, token: str | None = None,
         # Parsing a big body costs more than scoring it: keep it off the event loop, so
         # one 1,000-row request does not stall the single-row requests behind it.
         answer = score() if len(body) <= INLINE_BYTES else await bounded(score)
-        return Response(answer, media_type=kind, headers={
-                            "X-Crimecast-Model-Version": str(audit["model_version"]),
-                            "X-Crimecast-Run-Id": str(audit["run_id"])})
+        return Response(answer, media_type=kind, headers=identity_headers(audit))
 
     @app.get("/hotspots", summary="Top-ranked units for a forecast window, as GeoJSON",
              response_class=Response,
@@ -135,6 +149,10 @@ def create_app(config: ServingConfig, token: str | None = None,
                                              max_length=8)] = None,
         top: Annotated[int, Query(ge=1, le=config.max_top)] = 20,
         unit: Annotated[Literal["area", "district", "grid", "h3"] | None, Query()] = None,
+        allow_stale: Annotated[bool, Query(description="Forecast a window that starts more "
+                                                       "than serving.stale_after_days after "
+                                                       "the last known event (else 409)")]
+        = False,
     ) -> Response:
         require_model()
         view = state.views.get(unit or state.primary_unit or "")
@@ -152,12 +170,13 @@ def create_app(config: ServingConfig, token: str | None = None,
                                "incident CSV or a run's clean.parquet).", status=503)
         shapes = view.shapes
         key = (bundle.feature_config.spatial_unit, *forecaster.key(moment, window), top)
+        forecaster.check(moment, allow_stale)  # before the caches: they may hold stale windows
         cached = responses.get(key)
         if cached is not None:
             return Response(cached, media_type=GEOJSON)
         forecast: Forecast | None = forecaster.cached(moment, window)
         if forecast is None:
-            forecast = await bounded(lambda: forecaster.forecast(moment, window))
+            forecast = await bounded(lambda: forecaster.forecast(moment, window, allow_stale))
         body = hotspots_geojson(forecast, shapes, bundle, top)
         responses[key] = body
         while len(responses) > 4 * config.cache_windows:

@@ -62,6 +62,16 @@ class ModelBundle:
         """The model's feature names, in signature order."""
         return self.model.feature_names
 
+    def describe(self) -> str:
+        """The model in words for people: ``NAME version 3 (run ...)``, or for a model no
+        registry version holds, ``NAME, unregistered run ...`` (never "version None")."""
+        if self.version is not None:
+            return f"{self.model_name} version {self.version} (run {self.run_id})"
+        run = self.crimecast_run_id or self.run_id
+        if run is not None:
+            return f"{self.model_name}, unregistered run {run}"
+        return f"{self.model_name}, unregistered model from {self.source}"
+
     def audit(self) -> dict[str, Any]:
         """The identifiers every answer carries."""
         return {"model_name": self.model_name, "model_version": self.version,

@@ -16,6 +16,13 @@ Per unit the window gets ``score`` (mean hotspot probability over its bins),
 threshold) and ``expected_count``: the mean count of the same hours in the four
 previous weeks (or longer periods for multi-week windows), from events known
 at ``issued_at``: the historical-average baseline, generalised to the window.
+
+Every forecast says what it rests on: ``data_through`` (when the latest event known
+at ``issued_at`` occurred) and ``events_known`` (how many events were known then).
+A window with no known event before it is refused (there is nothing to forecast
+from), and so is one that starts more than ``stale_after_days`` after
+``data_through`` unless the caller allows a stale forecast; both are
+:class:`~crimecast.errors.ServingError` with status 409.
 """
 
 from __future__ import annotations
@@ -32,9 +39,10 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from crimecast.errors import ConfigError
+from crimecast.errors import ConfigError, ServingError
 from crimecast.features.asof import PanelGrid
 from crimecast.features.build import AUTO_Z_WINDOW, build_features, per_bin_context
+from crimecast.features.calendar import WEATHER_COLUMNS
 from crimecast.features.catalog import history_days
 from crimecast.features.context import Horizon
 from crimecast.features.timebins import TimeBinning
@@ -50,6 +58,8 @@ EARLIEST = dt.datetime(1900, 1, 1)
 ALL_STORE = dt.timedelta(days=365 * 200)  # "all history": wider than any data store
 MIN_AT = dt.datetime(1970, 1, 1)
 MAX_AT = dt.datetime(2100, 1, 1)
+CLI_OVERRIDE = "--allow-stale"  # how a caller allows a stale window, named in the 409
+HTTP_OVERRIDE = "allow_stale=true"
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,6 +76,8 @@ class Forecast:
     weather_available: bool
     events_used: int
     seconds: float
+    data_through: dt.datetime | None = None
+    events_known: int = 0
 
 
 def parse_at(text: str) -> dt.datetime:
@@ -109,9 +121,50 @@ def _lookback(bundle: ModelBundle, z_window: int) -> dt.timedelta:
     return dt.timedelta(days=math.ceil(days) + 2) + EXPECTED_PERIODS * dt.timedelta(days=7)
 
 
+def _iso(moment: dt.datetime) -> str:
+    return moment.isoformat(timespec="minutes")
+
+
+def check_history(bundle: ModelBundle, store: EventStore, at: dt.datetime,
+                  stale_after_days: float | None, allow_stale: bool = False,
+                  override: str = CLI_OVERRIDE) -> tuple[int, dt.datetime | None]:
+    """``(events_known, data_through)`` at the issue time of ``at``'s window; raises a
+    409 :class:`ServingError` when no event is known by then, or when the window starts
+    more than ``stale_after_days`` after the latest known event (unless ``allow_stale``;
+    ``override`` names how the caller allows it)."""
+    cfg = bundle.feature_config
+    binning = TimeBinning(cfg.time_bin, cfg.shift_start_hour)
+    issue = binning.index_of(at)
+    start = binning.start_of(issue + cfg.horizon - 1)
+    known, through = store.known_at(binning.start_of(issue), cfg.delay_aware)
+    if through is None:
+        first = store.first_known(cfg.delay_aware)
+        if first is None:
+            raise ServingError("the data store holds no events, so there is no history to "
+                               "forecast from. Load incidents with --data FILE.", status=409)
+        raise ServingError(f"the window starting {_iso(start)} begins before the first known "
+                           f"event ({_iso(first)}), so there is no history to forecast from "
+                           f"({override} does not change that). Choose a window after "
+                           f"{_iso(first)}.", status=409)
+    days = (start - through) / dt.timedelta(days=1)
+    if stale_after_days is not None and not allow_stale and days > stale_after_days:
+        raise ServingError(f"the window starting {_iso(start)} begins {days:.1f} days "
+                           f"after the last known event ({_iso(through)}), more than "
+                           f"serving.stale_after_days ({stale_after_days:g}), so its forecast "
+                           "would rest on stale data. Load newer events with --data, choose a "
+                           f"window near the data, or pass {override} to forecast anyway.",
+                           status=409)
+    return known, through
+
+
 def compute_forecast(bundle: ModelBundle, store: EventStore, weather: pl.DataFrame | None,
-                     at: dt.datetime, horizon: str, max_days: int = 7) -> Forecast:
-    """Score every unit over the window of ``horizon`` starting at ``at`` (see module doc)."""
+                     at: dt.datetime, horizon: str, max_days: int = 7,
+                     stale_after_days: float | None = None,
+                     allow_stale: bool = False) -> Forecast:
+    """Score every unit over the window of ``horizon`` starting at ``at`` (see module doc).
+
+    Refused (409) with no history before the window, or a stale one (see
+    :func:`check_history`; ``stale_after_days=None`` skips the staleness rule)."""
     began = time.perf_counter()
     if bundle.units is None:
         raise ConfigError("the model has no unit table (units.parquet), so it cannot map "
@@ -119,6 +172,7 @@ def compute_forecast(bundle: ModelBundle, store: EventStore, weather: pl.DataFra
     cfg = bundle.feature_config
     binning = TimeBinning(cfg.time_bin, cfg.shift_start_hour)
     k = parse_horizon(horizon, binning, max_days)
+    known, through = check_history(bundle, store, at, stale_after_days, allow_stale)
     target0 = binning.index_of(at) + cfg.horizon - 1
     issue = target0 - (cfg.horizon - 1)
     issued_at = binning.start_of(issue)
@@ -146,16 +200,26 @@ def compute_forecast(bundle: ModelBundle, store: EventStore, weather: pl.DataFra
                                                 dtype=pl.Float64))
     ranked = _rank(window, bundle, _expected_counts(events, bundle, binning, target0, k,
                                                     period))
-    weather_ok = bool(weather is not None and cfg.weather != "none"
-                      and not window.select(pl.col("temp_c").is_null().all()).item()
-                      if "temp_c" in window.columns else False)
+    weather_ok = weather is not None and cfg.weather != "none" and _has_weather(window,
+                                                                                bundle)
     seconds = time.perf_counter() - began
     logger.info("forecast %s + %s (%d bins, %d units) from %d events in %.2f s", at, horizon,
                 k, len(bundle.units), events.height, seconds)
     return Forecast(at=at, issued_at=issued_at, window_start=binning.start_of(target0),
                     window_end=binning.start_of(target0 + k), horizon=horizon, bins=k,
                     ranked=ranked, weather_available=weather_ok, events_used=events.height,
-                    seconds=seconds)
+                    seconds=seconds, data_through=through, events_known=known)
+
+
+def _has_weather(window: pl.DataFrame, bundle: ModelBundle) -> bool:
+    """True when the model uses weather and every bin of the window got a value from the
+    series: a day the series lacks leaves the features missing (NaN in the built panel,
+    null in the per-bin context), as in training gaps."""
+    used = [c for c in WEATHER_COLUMNS.values() if c in bundle.features and c in window.columns]
+    if not used:
+        return False
+    present = pl.any_horizontal(pl.col(c).is_finite().fill_null(False) for c in used)
+    return bool(window.select(present.all()).item())
 
 
 def _context(binning: TimeBinning, mode: str, bundle: ModelBundle,
@@ -217,12 +281,14 @@ class Forecaster:
     """
 
     def __init__(self, bundle: ModelBundle, store: EventStore | None,
-                 weather: pl.DataFrame | None, cache_size: int = 64, max_days: int = 7) -> None:
+                 weather: pl.DataFrame | None, cache_size: int = 64, max_days: int = 7,
+                 stale_after_days: float | None = None) -> None:
         self.bundle = bundle
         self.store = store
         self.weather = weather
         self.cache_size = cache_size
         self.max_days = max_days
+        self.stale_after_days = stale_after_days
         self._cache: OrderedDict[tuple[dt.datetime, str], Forecast] = OrderedDict()
         self._locks: dict[tuple[dt.datetime, str], threading.Lock] = {}
         self._guard = threading.Lock()
@@ -243,13 +309,24 @@ class Forecaster:
                 self._cache.move_to_end(key)
             return found
 
-    def forecast(self, at: dt.datetime, horizon: str) -> Forecast:
-        """The forecast for ``at`` and ``horizon`` (computed once, then cached)."""
+    def _require_store(self) -> EventStore:
         if self.store is None:
             raise ConfigError("the server has no data store, so it cannot compute features "
                               "for /hotspots. Start it with --data FILE (incident CSV or a "
                               "run's clean.parquet).")
+        return self.store
+
+    def check(self, at: dt.datetime, allow_stale: bool = False) -> None:
+        """Refuse (409) a window with no history or, unless ``allow_stale``, a stale one:
+        call before any cache lookup, so a cached stale window is refused too."""
+        check_history(self.bundle, self._require_store(), at, self.stale_after_days,
+                      allow_stale, HTTP_OVERRIDE)
+
+    def forecast(self, at: dt.datetime, horizon: str, allow_stale: bool = False) -> Forecast:
+        """The forecast for ``at`` and ``horizon`` (computed once, then cached)."""
+        store = self._require_store()
         key = self.key(at, horizon)
+        self.check(at, allow_stale)
         found = self.cached(at, horizon)
         if found is not None:
             return found
@@ -259,8 +336,8 @@ class Forecaster:
             found = self.cached(at, horizon)
             if found is not None:
                 return found
-            result = compute_forecast(self.bundle, self.store, self.weather, key[0], key[1],
-                                      self.max_days)
+            result = compute_forecast(self.bundle, store, self.weather, key[0], key[1],
+                                      self.max_days)  # checked above, before the cache
             with self._guard:
                 self._cache[key] = result
                 while len(self._cache) > self.cache_size:

@@ -52,6 +52,14 @@ def _iso(moment: dt.datetime) -> str:
     return moment.isoformat(timespec="minutes")
 
 
+def provenance(forecast: Forecast) -> dict[str, Any]:
+    """What the forecast rests on: when the latest known event occurred and how many
+    events were known at issue time (every forecast output carries both)."""
+    through = forecast.data_through
+    return {"data_through": _iso(through) if through is not None else None,
+            "events_known": forecast.events_known}
+
+
 def forecast_properties(forecast: Forecast, audit: dict[str, Any], threshold: float,
                         spatial_unit: str, top: int) -> dict[str, Any]:
     """Collection-level properties: the window, the model and how it was computed."""
@@ -61,7 +69,7 @@ def forecast_properties(forecast: Forecast, audit: dict[str, Any], threshold: fl
         "horizon": forecast.horizon, "bins": forecast.bins, "unit": spatial_unit,
         "top": top, "units_ranked": forecast.ranked.height, "decision_threshold": threshold,
         "weather_available": forecast.weather_available,
-        "events_used": forecast.events_used, **audit,
+        "events_used": forecast.events_used, **provenance(forecast), **audit,
     }
 
 
@@ -70,7 +78,7 @@ def hotspot_features(forecast: Forecast, shapes: UnitShapes, audit: dict[str, An
     """One GeoJSON Feature (text) per unit of the ``top`` ranked, in rank order."""
     out: list[str] = []
     window = {"window_start": _iso(forecast.window_start),
-              "window_end": _iso(forecast.window_end)}
+              "window_end": _iso(forecast.window_end), **provenance(forecast)}
     for row in forecast.ranked.head(top).iter_rows(named=True):
         props = {
             "rank": row["rank"], "unit_id": row["unit_id"], "name": row["name"],
@@ -122,8 +130,12 @@ def patrol_boxes(forecast: Forecast, shapes: UnitShapes, top: int,
         "min_lon": boxes[:, 0].round(6), "min_lat": boxes[:, 1].round(6),
         "max_lon": boxes[:, 2].round(6), "max_lat": boxes[:, 3].round(6),
         "model_name": [audit["model_name"]] * len(ids),
+        # An unregistered model has no version: an empty cell, never the text "None".
         "model_version": pl.Series([audit["model_version"]] * len(ids), dtype=pl.Int64),
-        "run_id": [audit["run_id"]] * len(ids),
+        "run_id": pl.Series([audit["run_id"]] * len(ids), dtype=pl.Utf8),
+        "data_through": pl.Series([provenance(forecast)["data_through"]] * len(ids),
+                                  dtype=pl.Utf8),
+        "events_known": pl.Series([forecast.events_known] * len(ids), dtype=pl.Int64),
         "wkt": [shapes.wkt[u] for u in ids],
     })
 

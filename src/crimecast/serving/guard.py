@@ -1,7 +1,9 @@
 """ASGI middleware in front of every route: bearer-token auth and a body-size limit.
 
 Written as plain ASGI (not Starlette's BaseHTTPMiddleware) so it adds
-microseconds, not milliseconds, to each request.
+microseconds, not milliseconds, to each request. Every request's scope gets
+``AUTHENTICATED`` (True when no token is configured or the right one was sent), so
+an open route such as ``/ping`` can say less to an anonymous caller.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 # /ping carries no data and is what SageMaker's health check calls; /map is a static
 # page whose scripts send the token (taken from the URL fragment) with every fetch.
 OPEN_PATHS = frozenset({"/ping", "/map"})
+AUTHENTICATED = "crimecast.authenticated"  # the scope key routes read
+_SCHEME = b"bearer"  # RFC 7235: the auth scheme is case-insensitive
 
 
 class BodyTooLargeError(ServingError):
@@ -42,21 +46,30 @@ class Guard:
 
     def __init__(self, app: ASGIApp, token: str | None, max_body_bytes: int) -> None:
         self.app = app
-        self.expected = f"Bearer {token}".encode() if token else None
+        self.expected = token.encode() if token else None
         self.max_body_bytes = max_body_bytes
+
+    def authenticated(self, header: bytes) -> bool:
+        """Whether an ``Authorization`` value carries the token (constant-time compare;
+        the scheme ``Bearer`` in any letter case, RFC 7235)."""
+        if self.expected is None:
+            return True
+        scheme, _, credentials = header.partition(b" ")
+        # Compare even when the scheme is wrong, so timing says nothing about which failed.
+        same = hmac.compare_digest(credentials.lstrip(b" "), self.expected)
+        return same and scheme.lower() == _SCHEME
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        if self.expected is not None and scope.get("path") not in OPEN_PATHS:
-            given = headers.get(b"authorization", b"")
-            if not hmac.compare_digest(given, self.expected):
-                await _reply(send, 401, "missing or wrong bearer token. Send the header "
-                             "Authorization: Bearer <token>.",
-                             [(b"www-authenticate", b'Bearer realm="crimecast"')])
-                return
+        scope[AUTHENTICATED] = self.authenticated(headers.get(b"authorization", b""))
+        if not scope[AUTHENTICATED] and scope.get("path") not in OPEN_PATHS:
+            await _reply(send, 401, "missing or wrong bearer token. Send the header "
+                         "Authorization: Bearer <token>.",
+                         [(b"www-authenticate", b'Bearer realm="crimecast"')])
+            return
         declared = headers.get(b"content-length")
         if declared is not None:
             try:

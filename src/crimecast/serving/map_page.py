@@ -156,6 +156,11 @@ function el(name, attrs, parent) {
   parent.appendChild(node);
   return node;
 }
+function modelLabel(m) {  // an unregistered model has no version: never "vnull"
+  return m.model_version == null
+    ? "unregistered run " + (m.crimecast_run_id || m.run_id || "(none)")
+    : "v" + m.model_version + ", run " + m.run_id;
+}
 function setStatus(text, isError) {
   const box = document.getElementById("status");
   box.textContent = text;
@@ -204,8 +209,8 @@ function drawHotspots(doc) {
   const m = doc.properties;
   setStatus(m.window_start.replace("T", " ") + " to " + m.window_end.replace("T", " ") +
     " (" + m.horizon + ", issued " + m.issued_at.replace("T", " ") + ", " + m.events_used +
-    " events" + (m.weather_available ? "" : ", no weather") + "); model v" +
-    m.model_version + ", run " + m.run_id, false);
+    " events, data through " + String(m.data_through).replace("T", " ") +
+    (m.weather_available ? "" : ", no weather") + "); model " + modelLabel(m), false);
 }
 async function refresh() {
   document.body.dataset.state = "loading";
@@ -223,8 +228,9 @@ async function refresh() {
 async function start() {
   try {
     const model = await getJSON("/model");
-    document.getElementById("modelmeta").textContent = model.model_name + " v" +
-      model.model_version + " \\u00b7 " + model.model_type + " \\u00b7 " + model.spatial_unit +
+    document.getElementById("modelmeta").textContent = model.model_name + " " +
+      (model.model_version == null ? "(unregistered)" : "v" + model.model_version) +
+      " \\u00b7 " + model.model_type + " \\u00b7 " + model.spatial_unit +
       " x " + model.time_bin + " \\u00b7 risk rating " + model.risk_rating;
     document.getElementById("synthetic").hidden = !model.synthetic_data;
     const select = document.getElementById("horizon"), units = document.getElementById("unit");

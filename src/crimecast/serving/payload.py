@@ -5,10 +5,11 @@ The SageMaker inference contract sends rows in the request body as ``text/csv``
 naming the features) or ``application/json``. JSON may be ``{"instances": [...]}``
 (SageMaker), ``{"inputs": [...]}``, ``{"dataframe_split": {"columns", "data"}}``
 or ``{"dataframe_records": [...]}`` (MLflow), or a bare list; each row is an object
-keyed by feature name or a list in feature order. Values must be numbers; a
-missing value (empty CSV field, ``NaN``, JSON ``null``) is accepted only for
-features that had missing values in training. Every problem is a
-:class:`ServingError` naming the row, the feature and the fix.
+keyed by feature name or a list in feature order (``dataframe_split`` rows must be
+lists, in the order of its ``columns``). Values must be numbers within the float32
+range the model computes in; a missing value (empty CSV field, ``NaN``, JSON
+``null``) is accepted only for features that had missing values in training.
+Every problem is a :class:`ServingError` naming the row, the feature and the fix.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ _MISSING_TOKENS = {"", "nan", "NaN", "NAN", "null", "NULL", "None"}
 _ROW_KEYS = ("instances", "inputs", "dataframe_records")
 _PLAIN = (int, float, type(None))  # exact types: bool is an int subclass, and is refused
 FAST_CSV_BYTES = 4096  # below this the csv module is as fast as polars
+# The model scores float32: a larger magnitude would become +-inf and change the score.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+_JSON_KIND = {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+              int: "a number", float: "a number", type(None): "null"}
 
 
 def media_type(header: str | None) -> str:
@@ -94,6 +99,10 @@ class RowReader:
         elif math.isinf(number):
             raise ServingError(f"row {row}, feature '{name}' is {number}; values must be "
                                "finite numbers.", status=422)
+        elif abs(number) > FLOAT32_MAX:
+            raise ServingError(f"row {row}, feature '{name}' is {number:g}, outside the "
+                               "float32 range the model computes in (magnitude at most "
+                               f"{FLOAT32_MAX:g}). Send a smaller value.", status=422)
         return number
 
     def _text(self, token: str, row: int, name: str) -> float:
@@ -136,8 +145,8 @@ class RowReader:
         """``values`` as float32 when every value is finite or allowed-missing, else None
         (the row-by-row path then finds and names the problem)."""
         missing = np.isnan(values)
-        if np.isinf(values).any() or missing[:, ~self._nullable_mask].any():
-            return None
+        if (np.abs(values) > FLOAT32_MAX).any() or missing[:, ~self._nullable_mask].any():
+            return None  # +-inf is beyond the range too
         return values.astype(np.float32)
 
     def _fast_json(self, rows: list[Any]) -> np.ndarray | None:
@@ -193,6 +202,7 @@ class RowReader:
                                    status=422)
             self._order(columns)
             rows = split["data"]
+            _require_arrays(rows)
         elif isinstance(doc, dict):
             key = next((k for k in _ROW_KEYS if k in doc), None)
             if key is None:
@@ -256,6 +266,17 @@ class RowReader:
                                    status=422)
             out.append([self._text(t, i, c) for t, c in zip(tokens, columns, strict=True)])
         return self._matrix(out, order)
+
+
+def _require_arrays(rows: list[Any]) -> None:
+    """``dataframe_split`` rows are arrays in the order of its ``columns`` (MLflow's
+    contract); an object row is refused rather than reordered a second time."""
+    for i, row in enumerate(rows, start=1):
+        if type(row) is not list:
+            kind = _JSON_KIND.get(type(row), type(row).__name__)
+            hint = " Send objects as dataframe_records." if isinstance(row, dict) else ""
+            raise ServingError("dataframe_split rows must be arrays in the order of "
+                               f"'columns'; row {i} is {kind}.{hint}", status=422)
 
 
 def format_scores(scores: np.ndarray, threshold: float, kind: str,

@@ -85,10 +85,13 @@ class ServerState:
             cfg = item.feature_config
             horizons = horizons_for(cfg.time_bin, self.config.max_horizon_days)
             binning = TimeBinning(cfg.time_bin, cfg.shift_start_hour)
+            if loaded.store is not None:  # index when events became known, off the event loop
+                loaded.store.first_known(cfg.delay_aware)
             views[unit] = UnitView(
                 bundle=item,
                 forecaster=Forecaster(item, loaded.store, loaded.weather,
-                                      self.config.cache_windows, self.config.max_horizon_days),
+                                      self.config.cache_windows, self.config.max_horizon_days,
+                                      self.config.stale_after_days),
                 shapes=UnitShapes.from_table(item.unit_table)
                 if item.unit_table is not None else None,
                 horizons=horizons, default_horizon="8h" if "8h" in horizons else horizons[0],

@@ -11,8 +11,10 @@ import datetime as dt
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from crimecast.config import CleaningConfig
@@ -54,12 +56,57 @@ class EventStore:
             frame = frame.filter(pl.col("reported_at").fill_null(pl.col("occurred_at")) < moment)
         return frame
 
+    @cached_property
+    def _by_occurrence(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._known_index(delay_aware=False)
+
+    @cached_property
+    def _by_report(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._known_index(delay_aware=True)
+
+    def _known_index(self, delay_aware: bool) -> tuple[np.ndarray, np.ndarray]:
+        """When each event became known (sorted, as int64 microseconds) and the latest
+        occurrence among the events known by then (a running maximum)."""
+        occurred = pl.col("occurred_at").cast(pl.Datetime("us"))
+        known = occurred
+        if delay_aware and "reported_at" in self.events.columns:
+            reported = pl.col("reported_at").cast(pl.Datetime("us")).fill_null(occurred)
+            known = pl.max_horizontal(occurred, reported)
+        frame = (self.events.select(known=known.dt.epoch("us"), occurred=occurred.dt.epoch("us"))
+                 .drop_nulls().sort("known"))
+        times = frame["known"].to_numpy().astype(np.int64)
+        latest = np.maximum.accumulate(frame["occurred"].to_numpy().astype(np.int64))
+        return times, latest
+
+    def known_at(self, moment: dt.datetime, delay_aware: bool) -> tuple[int, dt.datetime | None]:
+        """How many events were known before ``moment`` (the rule of
+        :meth:`known_before`) and when the latest of them occurred (None: none known)."""
+        times, latest = self._by_report if delay_aware else self._by_occurrence
+        count = int(np.searchsorted(times, _micros(moment), side="left"))
+        return count, (_moment(int(latest[count - 1])) if count else None)
+
+    def first_known(self, delay_aware: bool) -> dt.datetime | None:
+        """When the first event became known (None for an empty store)."""
+        times, _ = self._by_report if delay_aware else self._by_occurrence
+        return _moment(int(times[0])) if times.size else None
+
     def summary(self) -> dict[str, object]:
         """Sources, row counts and the time range, for ``/model`` and logs."""
         return {"sources": list(self.sources), "rows": self.events.height,
                 "rows_in": self.rows_in, "rows_quarantined": self.rows_quarantined,
                 "first": self.first.isoformat() if self.first else None,
                 "last": self.last.isoformat() if self.last else None}
+
+
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+def _micros(moment: dt.datetime) -> int:
+    return (moment - _EPOCH) // dt.timedelta(microseconds=1)
+
+
+def _moment(micros: int) -> dt.datetime:
+    return _EPOCH + dt.timedelta(microseconds=micros)
 
 
 def _is_clean_parquet(path: str) -> bool:

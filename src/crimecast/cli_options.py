@@ -1,0 +1,35 @@
+"""Options shared by several ``crimecast`` commands: one declaration each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", help="Folder with config.yaml, feature_config.yaml, models.yaml."),
+]
+DataOpt = Annotated[
+    list[str] | None,
+    typer.Option("--data", help="Incident file: CSV (plain, .gz, .bz2, .xz, .zip) or parquet, "
+                 "local or s3://; repeatable."),
+]
+ObjectiveOpt = Annotated[str | None, typer.Option(
+    help="auto (poisson for topk/count labels, binary for zscore), binary, poisson or "
+         "lambdarank.")]
+GateMetricOpt = Annotated[str | None, typer.Option(
+    help="Metric that ranks forecasters on validation: auto (pai@1% for topk/count, pr_auc "
+         "for zscore), pai@1%, pai@5%, pai@10%, hit_rate@1%, pei_star@1%, pr_auc, roc_auc or "
+         "f1.")]
+EncodingOpt = Annotated[str | None, typer.Option(
+    "--encoding", help="Text encoding of CSV files (default: data.encoding, utf-8).")]
+ShiftOpt = Annotated[int | None, typer.Option(
+    "--shift-start-hour", help="Hour (0-23) the first 8 h or 12 h shift starts.")]
+ZOpt = Annotated[float | None, typer.Option(
+    "--z-threshold", help="zscore label: a bin is a hotspot above this many SDs.")]
+SchemaOpt = Annotated[
+    str | None,
+    typer.Option("--schema", help="auto, lapd, generic or a YAML column map (MAP.yaml)."),
+]
