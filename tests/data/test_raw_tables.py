@@ -144,6 +144,7 @@ def test_blank_lines_are_skipped_counted_and_logged(
         result = prepare_incidents([str(path)], "lapd", CleaningConfig(), today=TODAY)
     assert (result.report.rows_in, result.report.rows_clean) == (50, 50)
     assert "missing_incident_id" not in result.report.by_reason
+    assert result.report.blank_lines_skipped == 51  # not records, but never silent
     assert f"data file '{path}': skipped 51 blank line(s)" in caplog.text
     raw = read_raw_csv(str(path))
     assert raw.blank_lines == 51

@@ -173,3 +173,17 @@ def test_a_read_only_runs_folder_is_one_line(half_year: Path, tmp_path: Path) ->
         line = one_line_error(failed)
         assert line.startswith(f"error: cannot write '{disk / 'runs'}")
         assert line.endswith(": Read-only file system. Write to a writable folder instead.")
+
+
+def test_temporary_folders_of_killed_runs_are_swept(tmp_path: Path) -> None:
+    from crimecast.pipeline.runner import remove_stale_tmp
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".abc.tmp-{dead.pid}"
+    ours = tmp_path / f".abc.tmp-{os.getpid()}"
+    finished = tmp_path / "abc"
+    for folder in (stale, ours, finished):
+        folder.mkdir()
+    remove_stale_tmp(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([ours.name, finished.name])
