@@ -23,6 +23,7 @@ test: install
 lint: install
 	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/mypy src
+	$(BIN)/lint-imports
 
 bench: install
 	$(BIN)/python benchmarks/bench_generate.py

@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 from crimecast.config import CleaningConfig
-from crimecast.data.generate import generate_incidents
 from crimecast.data.output import write_incidents
 from crimecast.data.prepare import prepare_incidents
+from crimecast.synthetic.generate import generate_incidents
 
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 

@@ -18,7 +18,6 @@ import time
 
 from crimecast.config import CleaningConfig, FeatureConfig
 from crimecast.data.clean import clean_incidents
-from crimecast.data.generate import generate_incidents
 from crimecast.data.geo import load_lapd_divisions, study_area
 from crimecast.data.lapd import parse_lapd
 from crimecast.data.load import SOURCE_FILE, SOURCE_ROW
@@ -26,6 +25,7 @@ from crimecast.data.weather import load_daily_weather
 from crimecast.features.build import build_features
 from crimecast.features.job import history_mask
 from crimecast.features.units import build_units
+from crimecast.synthetic.generate import generate_incidents
 
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 

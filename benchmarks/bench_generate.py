@@ -13,9 +13,9 @@ import statistics
 import sys
 import time
 
-from crimecast.data.calibration import build_calibration_report
-from crimecast.data.generate import generate_incidents
-from crimecast.data.generator_tables import load_tables
+from crimecast.synthetic.calibration import build_calibration_report
+from crimecast.synthetic.generate import generate_incidents
+from crimecast.synthetic.tables import load_tables
 
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 START, END, SEED = dt.date(2020, 1, 1), dt.date(2024, 12, 31), 7

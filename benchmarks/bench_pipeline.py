@@ -19,12 +19,12 @@ from pathlib import Path
 import polars as pl
 
 from crimecast.config import Settings
-from crimecast.data.generate import generate_incidents
 from crimecast.data.output import write_incidents
 from crimecast.features.meta import feature_columns
 from crimecast.models.estimators import ESTIMATORS, HotspotModel
 from crimecast.models.split import label_gap, time_split
 from crimecast.models.train import bin_position, labelled_rows
+from crimecast.synthetic.generate import generate_incidents
 
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from crimecast.data.generate import generate_incidents
 from crimecast.data.output import write_incidents
+from crimecast.synthetic.generate import generate_incidents
 from tests.disks import one_line_error, read_only_disk, small_disk
 
 LIMIT = 64 * 1024  # bytes: RLIMIT_FSIZE makes larger writes fail with EFBIG (ulimit -f)

@@ -73,8 +73,8 @@ def test_origins_parsing() -> None:
 
 
 def test_backtest_cli_on_generated_data(tmp_path: Path) -> None:
-    from crimecast.data.generate import generate_incidents
     from crimecast.data.output import write_incidents
+    from crimecast.synthetic.generate import generate_incidents
 
     data = tmp_path / "lapd.csv"
     write_incidents(generate_incidents(dt.date(2023, 1, 1), dt.date(2023, 6, 30), seed=5), data)

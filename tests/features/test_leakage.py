@@ -68,6 +68,12 @@ def honest(events: pl.DataFrame, units: UnitSet, config: FeatureConfig) -> Featu
                           end=START + dt.timedelta(hours=SPAN_HOURS))
 
 
+def blocked(events: pl.DataFrame, units: UnitSet, config: FeatureConfig) -> FeatureSet:
+    """The same panel built in time blocks of 7 bins (the engine for large panels)."""
+    return build_features(events, units, config, start=START,
+                          end=START + dt.timedelta(hours=SPAN_HOURS), block_bins=7)
+
+
 def leaky(events: pl.DataFrame, units: UnitSet, config: FeatureConfig) -> FeatureSet:
     """The published design's mistake: a 'daily rate' that includes the rest of the day."""
     built = honest(events, units, config)
@@ -158,6 +164,20 @@ def test_future_events_never_change_past_features(name: str, data: st.DataObject
     cutoff_h = step * data.draw(st.integers(1, SPAN_HOURS // step))
     perturbed = perturb(rows, cutoff_h, config.delay_aware, data.draw)
     assert changed_features(honest, rows, perturbed, cutoff_h, config, UNITS) == []
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+@settings(max_examples=20, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(data=st.data())
+def test_future_events_never_change_past_features_built_in_blocks(
+        name: str, data: st.DataObject) -> None:
+    config = CONFIGS[name]
+    step = {"1h": 1, "8h": 8, "1d": 24}[config.time_bin]
+    rows = data.draw(event_rows)
+    cutoff_h = step * data.draw(st.integers(1, SPAN_HOURS // step))
+    perturbed = perturb(rows, cutoff_h, config.delay_aware, data.draw)
+    assert changed_features(blocked, rows, perturbed, cutoff_h, config, UNITS) == []
 
 
 def test_leaky_control_fails_the_same_check() -> None:

@@ -12,10 +12,10 @@ import shapely
 from scipy.spatial.distance import cdist
 
 from crimecast.data import geo
-from crimecast.data.generator_tables import load_tables
 from crimecast.errors import ConfigError, DataError, DependencyError
 from crimecast.features import grid as grid_module
 from crimecast.features.units import UnitSet, build_units
+from crimecast.synthetic.tables import load_tables
 
 UTM = "EPSG:32611"
 C0, R0 = 1500, 15000  # a 250 m cell in Los Angeles: x 375 000 m, y 3 750 000 m

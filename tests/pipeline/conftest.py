@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from crimecast.config import Settings
-from crimecast.data.generate import generate_incidents
 from crimecast.data.output import write_incidents, write_provenance
 from crimecast.pipeline.run import RunSummary, run_pipeline
+from crimecast.synthetic.generate import generate_incidents
 
 # Execution-time parameters that differ from the configuration defaults, so the
 # tests prove the overrides reach the steps.

@@ -89,12 +89,12 @@ def test_a_leaky_forecaster_fails_the_same_check() -> None:
 
 
 def test_one_backtest_origin_trains_what_the_run_trains(tmp_path: Path) -> None:
-    from crimecast.data.generate import generate_incidents
     from crimecast.data.output import write_incidents
     from crimecast.data.prepare import prepare_incidents
     from crimecast.features.job import build_units_for
     from crimecast.pipeline.backtest import run_backtest
     from crimecast.pipeline.run import run_pipeline
+    from crimecast.synthetic.generate import generate_incidents
 
     data = tmp_path / "lapd.csv"
     write_incidents(generate_incidents(dt.date(2023, 1, 1), dt.date(2023, 5, 31), seed=8), data)

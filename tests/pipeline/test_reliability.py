@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from crimecast.data.generate import generate_incidents
 from crimecast.data.output import write_incidents
 from crimecast.registry.store import STEP_KEY_TAG, ModelRegistry
+from crimecast.synthetic.generate import generate_incidents
 from tests.disks import one_line_error, read_only_disk, small_disk
 
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from crimecast.config import Settings
-from crimecast.data.generate import generate_incidents
 from crimecast.data.output import write_incidents, write_provenance
 from crimecast.models.naive import NAIVE
 from crimecast.pipeline.run import RunSummary, run_pipeline
+from crimecast.synthetic.generate import generate_incidents
 
 
 def _settings(runs: Path, **pipeline: object) -> Settings:

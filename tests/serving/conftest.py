@@ -15,7 +15,6 @@ import pytest
 import uvicorn
 
 from crimecast.config import ServingConfig, Settings
-from crimecast.data.generate import generate_incidents
 from crimecast.data.output import write_incidents, write_provenance
 from crimecast.pipeline.run import RunSummary, run_pipeline
 from crimecast.registry.store import ModelRegistry
@@ -23,6 +22,7 @@ from crimecast.serving.app import create_app
 from crimecast.serving.bundle import ModelBundle, load_bundle
 from crimecast.serving.server import load_served
 from crimecast.serving.state import Loaded
+from crimecast.synthetic.generate import generate_incidents
 
 TOKEN = "test-token-0123456789abcdef"
 

@@ -20,7 +20,14 @@ import polars as pl
 
 from crimecast.config import FeatureConfig
 from crimecast.errors import ConfigError, DataError
+from crimecast.executor import SERIAL, Executor
 from crimecast.features.asof import PanelGrid, occurrence_counts, shift_rows
+from crimecast.features.blocks import (
+    Block,
+    fixed_blocks,
+    plan_blocks,
+    warmup_bins,
+)
 from crimecast.features.calendar import calendar_features, holiday_dates, join_weather
 from crimecast.features.catalog import CATALOG
 from crimecast.features.context import FeatureContext, incident_events
@@ -72,6 +79,60 @@ def declared_matrices(context: FeatureContext) -> dict[str, np.ndarray]:
     return out
 
 
+@dataclass(frozen=True)
+class PanelInputs:
+    """What every block of one panel is computed from (shared, read-only)."""
+
+    clean: pl.DataFrame
+    units: UnitSet
+    config: FeatureConfig
+    weather: pl.DataFrame | None
+    binning: TimeBinning
+    unit_index: np.ndarray
+    events: pl.DataFrame
+    panel: PanelGrid
+    z_window: int
+
+
+def panel_inputs(
+    clean: pl.DataFrame, units: UnitSet, config: FeatureConfig,
+    weather: pl.DataFrame | None = None, start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+) -> PanelInputs:
+    """The events, binning and panel extent of ``clean`` over ``units`` (see build_features)."""
+    binning, unit_index, events = incident_events(clean, units, config)
+    first, last = _range(events, binning, start, end)
+    return PanelInputs(clean=clean, units=units, config=config, weather=weather,
+                       binning=binning, unit_index=unit_index, events=events,
+                       panel=PanelGrid(n_units=len(units), first_bin=first,
+                                       n_bins=last - first + 1),
+                       z_window=config.z_window or AUTO_Z_WINDOW[config.time_bin])
+
+
+def build_block(inputs: PanelInputs, block: Block) -> pl.DataFrame:
+    """The panel's rows for bins ``block.lo..block.hi`` (unit-major), from the block's grid."""
+    config, grid = inputs.config, block.grid(inputs.panel.n_units)
+    context = FeatureContext(events=inputs.events, grid=grid, binning=inputs.binning,
+                             units=inputs.units, config=config, clean=inputs.clean,
+                             unit_index=inputs.unit_index, z_window=inputs.z_window)
+    matrices = declared_matrices(context)
+    context.cache.clear()
+    shift = config.horizon - 1
+    columns: dict[str, np.ndarray] = {}
+    for name in list(matrices):
+        columns[name] = shift_rows(matrices.pop(name), shift)
+    counts = occurrence_counts(inputs.events, grid)
+    columns.update(_targets(counts, config, inputs.z_window, grid.first_bin))
+    own = PanelGrid(n_units=grid.n_units, first_bin=block.lo, n_bins=block.hi - block.lo + 1)
+    for name in list(columns):  # drop the warm-up columns, flatten unit-major
+        columns[name] = np.ascontiguousarray(columns[name][:, block.skip:]).ravel()
+    return _assemble(columns, own, inputs.binning, inputs.units, config, inputs.weather, shift)
+
+
+def _build_one(inputs: PanelInputs, block: Block) -> pl.DataFrame:
+    return build_block(inputs, block)
+
+
 def build_features(
     clean: pl.DataFrame,
     units: UnitSet,
@@ -79,53 +140,55 @@ def build_features(
     weather: pl.DataFrame | None = None,
     start: dt.datetime | None = None,
     end: dt.datetime | None = None,
+    *,
+    memory_mb: float | None = None,
+    executor: Executor | None = None,
+    block_bins: int | None = None,
 ) -> FeatureSet:
     """Build the feature panel for ``clean`` incidents over ``units``.
 
     ``start``/``end`` fix the panel's first and last bins (default: the bins of
     the first and last event). ``weather`` is a daily frame (``date, tavg_c,
-    tmax_c, wind_ms, prcp_mm``) or None to leave weather out.
+    tmax_c, wind_ms, prcp_mm``) or None to leave weather out. The panel is built
+    in time blocks (:mod:`crimecast.features.blocks`) that fit ``memory_mb`` each
+    (default ``config.block_memory_mb``), through ``executor`` (default: in this
+    process); the rows are the same.
+    ``block_bins`` fixes the block length instead (tests, benchmarks).
     """
     began = time.perf_counter()
-    binning, unit_index, events = incident_events(clean, units, config)
-    first, last = _range(events, binning, start, end)
-    grid = PanelGrid(n_units=len(units), first_bin=first, n_bins=last - first + 1)
-    if grid.n_units * grid.n_bins > config.max_panel_rows:
-        raise ConfigError(
-            f"the panel would have {grid.n_units * grid.n_bins:,} rows ({grid.n_units:,} units "
-            f"x {grid.n_bins:,} bins), more than max_panel_rows={config.max_panel_rows:,}. "
-            "Pass a larger --cell-size or a longer --time-bin."
-        )
-    z_window = config.z_window or AUTO_Z_WINDOW[config.time_bin]
-    context = FeatureContext(events=events, grid=grid, binning=binning, units=units,
-                             config=config, clean=clean, unit_index=unit_index,
-                             z_window=z_window)
-    matrices = declared_matrices(context)
-    context.cache.clear()
-    shift = config.horizon - 1
-    columns: dict[str, np.ndarray] = {}
-    for name in list(matrices):
-        columns[name] = shift_rows(matrices.pop(name), shift).ravel()
-    counts = occurrence_counts(events, grid)
-    columns.update(_targets(counts, config, z_window, first))
-    frame = _assemble(columns, grid, binning, units, config, weather, shift)
-    meta = build_meta(frame, config, units, grid, binning, events.height, clean.height,
-                      z_window=z_window, weather_used=weather is not None,
+    inputs = panel_inputs(clean, units, config, weather, start, end)
+    blocks = feature_blocks(inputs, memory_mb or config.block_memory_mb, executor, block_bins)
+    frames = (executor or SERIAL).map(_build_one, blocks, shared=inputs)
+    frame = frames[0] if len(frames) == 1 else pl.concat(frames).sort(UNIT, BIN)
+    meta = build_meta(frame, config, units, inputs.panel, inputs.binning, inputs.events.height,
+                      clean.height, z_window=inputs.z_window, weather_used=weather is not None,
                       seconds=time.perf_counter() - began)
-    logger.info("built %d panel rows x %d features in %.1f s", frame.height,
-                len(meta["features"]), time.perf_counter() - began)
+    meta["panel"]["blocks"] = len(blocks)
+    logger.info("built %d panel rows x %d features in %d block(s) in %.1f s", frame.height,
+                len(meta["features"]), len(blocks), time.perf_counter() - began)
     return FeatureSet(frame=frame, meta=meta)
+
+
+def feature_blocks(inputs: PanelInputs, memory_mb: float, executor: Executor | None = None,
+                   block_bins: int | None = None) -> list[Block]:
+    """The time blocks of ``inputs``' panel for a memory budget per worker (or of
+    ``block_bins`` bins each)."""
+    warmup = warmup_bins(inputs.z_window, inputs.config.settle_days, inputs.config.horizon,
+                         inputs.binning)
+    if block_bins is not None:
+        return fixed_blocks(inputs.panel, warmup, block_bins)
+    return plan_blocks(inputs.panel, warmup, memory_mb, (executor or SERIAL).workers)
 
 
 def _targets(
     counts: np.ndarray, config: FeatureConfig, z_window: int, first_bin: int
 ) -> dict[str, np.ndarray]:
     z, zscore_hot = zscore_label(counts, z_window, config.z_threshold, config.z_sd_floor)
-    out = {"target_count": counts.ravel(), "target_zscore": z.ravel()}
+    out = {"target_count": counts, "target_zscore": z}
     if config.label == "zscore":
-        out["target_hotspot"] = zscore_hot.ravel()
+        out["target_hotspot"] = zscore_hot
     elif config.label == "topk":
-        out["target_hotspot"] = topk_label(counts, config.topk_pct, first_bin).ravel()
+        out["target_hotspot"] = topk_label(counts, config.topk_pct, first_bin)
     return out
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 
 import holidays
 import polars as pl
@@ -28,14 +29,20 @@ def holiday_dates(first: dt.date, last: dt.date) -> list[dt.date]:
     return sorted(d for d in calendar if first <= d <= last)
 
 
+def _cyclic(position: pl.Expr, period: int, wave: Callable[[float], float]) -> pl.Expr:
+    """``wave(2π · position / period)`` from a table of the ``period`` values: the same
+    bits whatever the batch (vectorised sin/cos round a batch's tail differently)."""
+    table = [wave(2 * math.pi * k / period) for k in range(period)]
+    return position.replace_strict(list(range(period)), table, return_dtype=pl.Float64)
+
+
 def calendar_features(
     bin_start: pl.Expr, step_hours: int, holidays_list: list[dt.date]
 ) -> list[pl.Expr]:
     """Cyclical hour/day-of-week/month, year, holiday and weekend flags of each bin."""
-    two_pi = 2 * math.pi
-    hour = bin_start.dt.hour().cast(pl.Float64)
-    dow = (bin_start.dt.weekday() - 1).cast(pl.Float64)  # Monday = 0
-    month = (bin_start.dt.month() - 1).cast(pl.Float64)
+    hour = bin_start.dt.hour()
+    dow = bin_start.dt.weekday() - 1  # Monday = 0
+    month = bin_start.dt.month() - 1
     # A bin is a holiday bin when any calendar day it touches is a holiday.
     touched = [(bin_start + pl.duration(hours=h)).dt.date() for h in range(0, step_hours, 24)]
     touched.append((bin_start + pl.duration(hours=step_hours, microseconds=-1)).dt.date())
@@ -43,12 +50,12 @@ def calendar_features(
     is_holiday = pl.any_horizontal([d.is_in(hol.implode()) for d in touched])
     is_weekend = bin_start.dt.weekday() >= 6
     return [
-        (hour * two_pi / 24).sin().alias("hour_sin"),
-        (hour * two_pi / 24).cos().alias("hour_cos"),
-        (dow * two_pi / 7).sin().alias("dow_sin"),
-        (dow * two_pi / 7).cos().alias("dow_cos"),
-        (month * two_pi / 12).sin().alias("month_sin"),
-        (month * two_pi / 12).cos().alias("month_cos"),
+        _cyclic(hour, 24, math.sin).alias("hour_sin"),
+        _cyclic(hour, 24, math.cos).alias("hour_cos"),
+        _cyclic(dow, 7, math.sin).alias("dow_sin"),
+        _cyclic(dow, 7, math.cos).alias("dow_cos"),
+        _cyclic(month, 12, math.sin).alias("month_sin"),
+        _cyclic(month, 12, math.cos).alias("month_cos"),
         bin_start.dt.year().cast(pl.Int32).alias("year"),
         is_holiday.cast(pl.Int8).alias("is_holiday"),
         is_weekend.cast(pl.Int8).alias("is_weekend"),

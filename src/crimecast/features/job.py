@@ -16,6 +16,7 @@ from crimecast.data.clean import CleanResult
 from crimecast.data.output import write_json, write_parquet
 from crimecast.data.prepare import prepare_incidents
 from crimecast.data.weather import load_daily_weather
+from crimecast.executor import Executor
 from crimecast.features.build import FeatureSet, build_features
 from crimecast.features.units import UnitSet, build_units
 
@@ -79,12 +80,14 @@ def build_units_for(clean: pl.DataFrame, result: CleanResult, config: FeatureCon
 def run_features(
     paths: Sequence[str], schema: str, cleaning: CleaningConfig, config: FeatureConfig,
     encoding: str = "utf-8", today: dt.date | None = None, train_share: float = 0.8,
+    executor: Executor | None = None,
 ) -> FeatureJobResult:
-    """Clean the files and build the feature panel (no writing)."""
+    """Clean the files and build the feature panel (no writing); its time blocks run
+    through ``executor``."""
     cleaned = prepare_incidents(paths, schema, cleaning, encoding=encoding, today=today)
     units = build_units_for(cleaned.clean, cleaned, config, train_share)
-    features = build_features(cleaned.clean, units, config, weather=weather_for(cleaned.clean,
-                                                                                config))
+    features = build_features(cleaned.clean, units, config,
+                              weather=weather_for(cleaned.clean, config), executor=executor)
     return FeatureJobResult(cleaned=cleaned, units=units, features=features)
 
 

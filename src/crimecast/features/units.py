@@ -57,7 +57,6 @@ import scipy.sparse as sp
 import shapely
 
 from crimecast.data.areas import LAPD_AREAS
-from crimecast.data.generator_tables import load_tables
 from crimecast.data.geo import (
     WGS84,
     AreaSet,
@@ -70,6 +69,7 @@ from crimecast.data.geo import (
 )
 from crimecast.errors import ConfigError, DataError
 from crimecast.features import grid as g
+from crimecast.synthetic.tables import load_tables
 
 logger = logging.getLogger(__name__)
 

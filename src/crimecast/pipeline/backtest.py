@@ -35,6 +35,7 @@ from crimecast.errors import ConfigError
 from crimecast.evaluation.hotspot import hotspot_metrics, hotspot_per_bin
 from crimecast.evaluation.metrics import classification_metrics
 from crimecast.evaluation.predict import predictions_frame
+from crimecast.executor import SERIAL, Executor
 from crimecast.features.build import FeatureSet
 from crimecast.features.units import UnitSet
 from crimecast.pipeline.training import fit_sepp_feature, train_forecasters
@@ -75,16 +76,73 @@ def parse_origins(text: str) -> tuple[dt.datetime, dt.datetime]:
     return start, end
 
 
+@dataclass(frozen=True)
+class _Shared:
+    """What every origin of one backtest reads (sent to each worker once)."""
+
+    frame: pl.DataFrame
+    clean: pl.DataFrame
+    units: UnitSet
+    unit_areas: pl.DataFrame
+    pipeline: PipelineConfig
+    features_config: FeatureConfig
+    models: ModelsConfig
+    tune_trials: int
+    last: dt.datetime
+
+
+@dataclass(frozen=True)
+class _OriginResult:
+    predictions: pl.DataFrame
+    thresholds: dict[str, float]
+    summary: dict[str, Any]
+    metric: str
+    gap: int
+    objective: str
+    features: list[str]
+
+
+def _run_origin(shared: _Shared, window: tuple[dt.datetime, dt.datetime]) -> _OriginResult:
+    """Refit SEPP, train every forecaster as `run` does, and score bins origin..stop."""
+    origin, stop = window
+    built, config = fit_sepp_feature(FeatureSet(frame=shared.frame), shared.clean, shared.units,
+                                     shared.pipeline, shared.features_config,
+                                     forecast_start=origin)
+    result = train_forecasters(built.frame, shared.unit_areas, shared.pipeline, config,
+                               shared.models, shared.tune_trials, forecast_start=origin)
+    test = built.frame.filter(pl.col("bin_start").is_between(origin, min(stop, shared.last)))
+    champion, naive = result.champion, result.validation["best_naive"]
+    predictions = predictions_frame(test, result.forecasters)
+    chosen = {CHAMPION: champion, BEST_NAIVE: naive}
+    predictions = pl.concat([predictions, *(
+        predictions.filter(pl.col("model") == source).with_columns(model=pl.lit(alias))
+        for alias, source in chosen.items() if source is not None)])
+    thresholds = {name: result.thresholds[chosen.get(name, name)]
+                  for name in predictions["model"].unique()}
+    logger.info("origin %s: champion %s (best naive %s)", origin, champion, naive)
+    return _OriginResult(
+        predictions=predictions.with_columns(origin=pl.lit(origin)), thresholds=thresholds,
+        summary={"origin": str(origin), "champion": champion,
+                 "champion_kind": result.kinds[champion], "best_naive": naive,
+                 "validation": result.validation["values"],
+                 "ensemble_weight": result.validation["ensemble"]["weight"],
+                 "sepp": config.sepp},
+        metric=result.validation["metric"], gap=result.split.gap, objective=result.objective,
+        features=result.features)
+
+
 def run_backtest(
     frame: pl.DataFrame, clean: pl.DataFrame, units: UnitSet, unit_areas: pl.DataFrame,
     origins: tuple[dt.datetime, dt.datetime], retrain_every: int, pipeline: PipelineConfig,
     features_config: FeatureConfig, models: ModelsConfig, tune_trials: int = 0,
-    n_resamples: int = 1000,
+    n_resamples: int = 1000, executor: Executor | None = None,
 ) -> BacktestResult:
     """Backtest every forecaster over the origin range (see the module docstring).
 
     ``frame`` is the panel as built (with ``_u``/``_b``); ``clean`` and ``units`` are
-    what it was built from (SEPP is refitted at each origin).
+    what it was built from (SEPP is refitted at each origin). Origins are independent
+    blocks run through ``executor`` (default: in this process); results do not
+    depend on it.
     """
     if retrain_every < 1:
         raise ConfigError(
@@ -99,44 +157,26 @@ def run_backtest(
             f"{bins[-1]}. Pass --origins inside that range."
         )
     position = {b: i for i, b in enumerate(bins)}
-    parts: list[pl.DataFrame] = []
+    windows = [(origin, bins[min(position[origin] + retrain_every, len(bins)) - 1])
+               for origin in forecast_bins[::retrain_every]]
+    shared = _Shared(frame, clean, units, unit_areas, pipeline, features_config, models,
+                     tune_trials, last)
+    done = (executor or SERIAL).map(_run_origin, windows, shared=shared)
     thresholds: dict[str, list[float]] = {}
-    per_origin: list[dict[str, Any]] = []
-    starts = forecast_bins[::retrain_every]
-    for origin in starts:
-        o = position[origin]
-        stop = bins[min(o + retrain_every, len(bins)) - 1]
-        built, config = fit_sepp_feature(FeatureSet(frame=frame), clean, units, pipeline,
-                                         features_config, forecast_start=origin)
-        result = train_forecasters(built.frame, unit_areas, pipeline, config, models,
-                                   tune_trials, forecast_start=origin)
-        test = built.frame.filter(pl.col("bin_start").is_between(origin, min(stop, last)))
-        champion, naive = result.champion, result.validation["best_naive"]
-        predictions = predictions_frame(test, result.forecasters)
-        chosen = {CHAMPION: champion, BEST_NAIVE: naive}
-        predictions = pl.concat([predictions, *(
-            predictions.filter(pl.col("model") == source).with_columns(model=pl.lit(alias))
-            for alias, source in chosen.items() if source is not None)])
-        for name in predictions["model"].unique():
-            source = chosen.get(name, name)
-            thresholds.setdefault(name, []).append(result.thresholds[source])
-        parts.append(predictions.with_columns(origin=pl.lit(origin)))
-        per_origin.append({"origin": str(origin), "champion": champion,
-                           "champion_kind": result.kinds[champion], "best_naive": naive,
-                           "validation": result.validation["values"],
-                           "ensemble_weight": result.validation["ensemble"]["weight"],
-                           "sepp": config.sepp})
-        logger.info("origin %s: champion %s (best naive %s)", origin, champion, naive)
-    predictions = pl.concat(parts)
+    for part in done:
+        for name, value in part.thresholds.items():
+            thresholds.setdefault(name, []).append(value)
+    predictions = pl.concat([part.predictions for part in done])
+    result = done[-1]
     report = {
         "models": {name: _metrics(predictions.filter(pl.col("model") == name), unit_areas,
                                   float(np.median(thresholds[name])))
                    for name in predictions["model"].unique(maintain_order=True)},
-        "metric": result.validation["metric"],
+        "metric": result.metric,
         "learned": pipeline.model_type,
-        "origins": per_origin,
+        "origins": [part.summary for part in done],
         "retrain_every_bins": retrain_every,
-        "gap_bins": result.split.gap,
+        "gap_bins": result.gap,
         "objective": result.objective,
         "features": result.features,
         "forecast_bins": predictions["bin_start"].n_unique(),
@@ -155,7 +195,7 @@ def _intervals(predictions: pl.DataFrame, unit_areas: pl.DataFrame, learned: str
     learned model, the ensemble and the champion to the best naive forecaster."""
     out: dict[str, Any] = {}
     per_bin = {}
-    for name in predictions["model"].unique().to_list():
+    for name in sorted(predictions["model"].unique().to_list()):
         part = predictions.filter(pl.col("model") == name).select(
             "unit_id", "bin_start", "score", "actual_count")
         per_bin[name] = hotspot_per_bin(part, unit_areas).select("bin_start", "pai@1%", "pai@5%")

@@ -12,6 +12,7 @@ from typing import Any
 
 from crimecast.config import Settings
 from crimecast.errors import DataFileError
+from crimecast.executor import SERIAL, Executor
 from crimecast.pipeline import steps
 from crimecast.pipeline.runner import PipelineRun, Step, hash_payload
 
@@ -110,12 +111,15 @@ def build_steps(settings: Settings, schema: str, data_files: Sequence[str], tune
 def run_pipeline(
     settings: Settings, data_files: Sequence[str], schema: str = "auto", tune: int = 0,
     on_step: Callable[[str, str], None] | None = None, bootstrap_resamples: int = 200,
+    executor: Executor | None = None,
 ) -> RunSummary:
-    """Run every step (cached steps are reused) and write the manifest."""
+    """Run every step (cached steps are reused) and write the manifest; blocks within a
+    step (feature time blocks) run through ``executor``."""
     if not data_files:
         raise DataFileError("no data files given. Pass --data FILE (repeatable).")
     runs_dir = Path(settings.pipeline.runs_dir)
-    run = PipelineRun(runs_dir=runs_dir, data_files=list(data_files), on_step=on_step)
+    run = PipelineRun(runs_dir=runs_dir, data_files=list(data_files), on_step=on_step,
+                      executor=executor or SERIAL)
     params = pipeline_params(settings, schema, tune)
     from crimecast.pipeline.runner import code_version
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from crimecast import __version__
 from crimecast.errors import CrimecastError, PipelineError, StorageError, as_storage_error
+from crimecast.executor import SERIAL, Executor
 from crimecast.models.storage import file_sha256
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class StepIO:
     params: Mapping[str, Any]
     run_id: str
     key: str = ""  # the step's cache key: identifies a side effect (registration) on resume
+    executor: Executor = SERIAL  # where the step's blocks run; never part of the cache key
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,7 @@ class PipelineRun:
     data_files: list[str]
     run_id: str = field(default_factory=new_run_id)
     on_step: Callable[[str, str], None] | None = None
+    executor: Executor = SERIAL
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -202,7 +205,7 @@ class PipelineRun:
                 shutil.rmtree(tmp)
             tmp.mkdir(parents=True)
             summary = step.func(StepIO(inputs=inputs, out=tmp, params=step.params,
-                                       run_id=self.run_id, key=key))
+                                       run_id=self.run_id, key=key, executor=self.executor))
             _pause_for_tests(step.name, "AFTER")
             missing = [name for name in step.outputs if not (tmp / name).exists()]
             if missing:

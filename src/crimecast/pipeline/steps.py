@@ -46,7 +46,8 @@ def process(io: StepIO) -> dict[str, Any]:
     features_config = FeatureConfig.model_validate(io.params["features"])
     job = run_features([str(p) for p in paths], io.params["schema"], cleaning, features_config,
                        encoding=io.params["encoding"],
-                       train_share=io.params["train_test_split_ratio"])
+                       train_share=io.params["train_test_split_ratio"],
+                       executor=io.executor)
     cleaned, units, built = job.cleaned, job.units, job.features
     split_only = PipelineConfig(train_test_split_ratio=io.params["train_test_split_ratio"])
     built, _ = fit_sepp_feature(built, cleaned.clean, units, split_only, features_config)

@@ -1,4 +1,4 @@
-"""Typed, frozen configuration loaded from the YAML files in ``config/``.
+"""The settings model: every section of crimecast's configuration and how it is loaded.
 
 The three files mirror the original SageMaker design's ``config.yaml``,
 ``feature_config.yaml`` and ``model_config.yaml`` (ours is ``models.yaml``):
@@ -19,9 +19,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from crimecast.data.generator_config import GeneratorConfig
+from crimecast.config.generator import GeneratorConfig
 from crimecast.errors import ConfigError
 
 CONFIG_FILES: dict[str, str] = {
@@ -120,7 +127,16 @@ class FeatureConfig(FrozenModel):
     sepp: dict[str, float] | None = Field(
         default=None, description="SEPP parameters (background_per_day, theta, omega_per_day, "
         "sigma_m); None = the defaults. `crimecast run` fits them on training events.")
-    max_panel_rows: int = Field(default=60_000_000, ge=1)
+    # Memory for one time block of the panel (per worker); the panel itself may be any size.
+    block_memory_mb: float = Field(default=2048.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_retired(cls, value: Any) -> Any:
+        # Models trained before panels were built in blocks carry max_panel_rows.
+        if isinstance(value, dict) and "max_panel_rows" in value:
+            value = {k: v for k, v in value.items() if k != "max_panel_rows"}
+        return value
 
 
 class ModelSpec(FrozenModel):
@@ -172,6 +188,20 @@ class ServingConfig(FrozenModel):
     stale_after_days: float = Field(default=14.0, ge=0)
 
 
+class ComputeConfig(FrozenModel):
+    """Where independent blocks run (``--executor``): local, dask or tcp://HOST:PORT."""
+
+    executor: str = "local"
+    workers: int | None = Field(default=None, ge=1)  # None: one per CPU core (local)
+
+    @field_validator("executor")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in ("local", "serial", "dask") and not value.startswith("tcp://"):
+            raise ValueError("must be local, dask or tcp://HOST:PORT")
+        return value
+
+
 class Settings(FrozenModel):
     """All configuration, as one typed object passed through crimecast."""
 
@@ -182,6 +212,7 @@ class Settings(FrozenModel):
     features: FeatureConfig = FeatureConfig()
     models: ModelsConfig = ModelsConfig()
     serving: ServingConfig = ServingConfig()
+    compute: ComputeConfig = ComputeConfig()
 
     def with_overrides(self, section: str, **values: Any) -> Settings:
         """Return a copy with ``values`` set on ``section``; None values are ignored.

@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict
 
-from crimecast.data.generator_tables import N_AREAS, GeneratorTables, load_tables
+from crimecast.synthetic.tables import N_AREAS, GeneratorTables, load_tables
 
 logger = logging.getLogger(__name__)
 

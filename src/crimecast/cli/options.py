@@ -1,11 +1,16 @@
-"""Options shared by several ``crimecast`` commands: one declaration each."""
+"""Options shared by several ``crimecast`` commands (one declaration each) and the
+checks of the values they share."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from crimecast.config import Settings
+from crimecast.errors import CrimecastError
 
 ConfigOpt = Annotated[
     Path | None,
@@ -33,3 +38,28 @@ SchemaOpt = Annotated[
     str | None,
     typer.Option("--schema", help="auto, lapd, generic or a YAML column map (MAP.yaml)."),
 ]
+
+
+def parse_date(value: str, option: str) -> dt.date:
+    """The date ``value`` given to ``option``, or a CrimecastError naming the form."""
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise CrimecastError(
+            f"{option} must be a date in YYYY-MM-DD form; got '{value}'. "
+            f"Pass {option} 2024-01-31."
+        ) from None
+
+
+def data_paths(data: list[str] | None, extra: list[str], settings: Settings) -> list[str]:
+    """The input files: ``--data`` values, then the extra arguments, else ``data.paths``."""
+    paths = [*(data or []), *extra] or list(settings.data.paths)
+    if not paths:
+        raise CrimecastError("no input data: pass --data FILE (repeatable).")
+    for path in extra:
+        if path.startswith("-"):
+            raise CrimecastError(f"unknown option '{path}'. Run with --help for the options.")
+    return paths
+ExecutorOpt = Annotated[str | None, typer.Option(
+    "--executor", help="Where blocks run: local (a process pool), dask (a LocalCluster) or "
+                       "tcp://HOST:8786 (a Dask scheduler); default compute.executor.")]

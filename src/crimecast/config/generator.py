@@ -1,4 +1,8 @@
-"""Tunables of the synthetic LAPD incident generator.
+"""Tunables of the synthetic LAPD incident generator (``generator:`` in ``config.yaml``).
+
+They live in the configuration layer, not beside the generator in
+:mod:`crimecast.synthetic`, so that :class:`~crimecast.config.Settings` can hold them
+without ``config`` importing anything above it.
 
 Defaults are calibrated to real LAPD data (see ``resources/generator/SOURCES.md``).
 Out-of-range values raise :class:`crimecast.errors.GenerationError` with a message
@@ -61,7 +65,7 @@ def _describe(rule: _Rule) -> tuple[str, str]:
 
 
 class GeneratorConfig(BaseModel):
-    """All tunables of :func:`crimecast.data.generate.generate_incidents`."""
+    """All tunables of :func:`crimecast.synthetic.generate.generate_incidents`."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -10,9 +10,9 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from crimecast.data.calibration import CalibrationReport
 from crimecast.data.clean import REASONS, CleanReport
 from crimecast.data.schema import CANONICAL_SCHEMA
+from crimecast.synthetic.calibration import CalibrationReport
 
 
 def render_synthetic_banner(console: Console) -> None:

@@ -1,6 +1,6 @@
 """CLI commands for serving: ``serve`` (the HTTP server) and ``predict`` (batch scoring).
 
-Registered on the main app by :mod:`crimecast.cli`.
+Registered on the main app by :mod:`crimecast.cli.main`.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from crimecast.cli.errors import handle_errors
 from crimecast.config import Settings
 from crimecast.errors import ConfigError
 
@@ -56,6 +57,7 @@ def model_sources(settings: Settings, models: list[str], run: str | None,
                         tracking_uri=tracking, runs_dir=runs) for ref in refs]
 
 
+@handle_errors
 def serve(
     model: ModelsOpt = None, run: RunOpt = None, model_dir: ModelDirOpt = None,
     host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
@@ -92,6 +94,7 @@ def serve(
     run_server(app, cfg.host, cfg.port, access_log=access_log)
 
 
+@handle_errors
 def predict(
     at: Annotated[str, typer.Option("--at", help="Window start, local ISO time.")],
     horizon: Annotated[str, typer.Option(help="Window length: 1h, 8h, 1d, 7d...")] = "8h",

@@ -1,20 +1,19 @@
 """``crimecast sagemaker export|upsert|start|entrypoint``: the same pipeline on SageMaker.
 
-Registered on the main app by :mod:`crimecast.cli`. ``export`` works offline with
+Registered on the main app by :mod:`crimecast.cli.main`. ``export`` works offline with
 no AWS credentials; ``upsert`` and ``start`` call AWS with the caller's.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
+from crimecast.cli.errors import handle_errors
 from crimecast.pipeline.sagemaker_target import (
     DEFAULT_INSTANCE_TYPE,
     DEFAULT_PIPELINE_NAME,
@@ -28,8 +27,6 @@ console = Console(soft_wrap=True)
 sagemaker_app = typer.Typer(
     help="Export, deploy and run the pipeline on SageMaker Pipelines; container entry points.",
     no_args_is_help=True)
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 OutOpt = Annotated[Path, typer.Option("--out", help="Where to write the definition JSON.")]
 RoleOpt = Annotated[str | None, typer.Option("--role-arn", help="SageMaker execution role ARN.")]
@@ -49,18 +46,6 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Folder with co
 SchemaOpt = Annotated[str | None, typer.Option("--schema", help="auto, lapd, generic or "
                                                                 "MAP.yaml.")]
 TuneOpt = Annotated[int, typer.Option("--tune", help="Optuna trials in the Train job.")]
-
-
-def _guarded(func: F) -> F:
-    """Apply the CLI's ``handle_errors`` at call time (crimecast.cli imports this module)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from crimecast.cli import handle_errors
-
-        return handle_errors(func)(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
 
 
 class _QuietSDK(logging.Filter):
@@ -85,7 +70,7 @@ def _bundle(config: Path | None, schema: str | None, tune: int) -> Any:
 
 
 @sagemaker_app.command()
-@_guarded
+@handle_errors
 def export(
     out: OutOpt, role_arn: RoleOpt = None, bucket: BucketOpt = None,
     region: RegionOpt = DEFAULT_REGION, instance_type: InstanceOpt = DEFAULT_INSTANCE_TYPE,
@@ -122,7 +107,7 @@ def export(
 
 
 @sagemaker_app.command()
-@_guarded
+@handle_errors
 def upsert(
     role_arn: Annotated[str, typer.Option("--role-arn", help="SageMaker execution role ARN.")],
     bucket: BucketOpt = None, region: RegionOpt = DEFAULT_REGION,
@@ -155,7 +140,7 @@ def upsert(
 
 
 @sagemaker_app.command()
-@_guarded
+@handle_errors
 def start(
     name: NameOpt = DEFAULT_PIPELINE_NAME, region: RegionOpt = DEFAULT_REGION,
     param: Annotated[list[str] | None, typer.Option(
@@ -176,7 +161,7 @@ def start(
 
 @sagemaker_app.command(context_settings={"allow_extra_args": True,
                                          "ignore_unknown_options": True})
-@_guarded
+@handle_errors
 def entrypoint(
     ctx: typer.Context,
     step: Annotated[str, typer.Argument(help="process, train, evaluate, card or register.")],

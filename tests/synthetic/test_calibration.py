@@ -7,12 +7,12 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from crimecast.data.calibration import (
+from crimecast.synthetic.calibration import (
     CalibrationReport,
     CalibrationThresholds,
     build_calibration_report,
 )
-from crimecast.data.generate import generate_incidents
+from crimecast.synthetic.generate import generate_incidents
 
 
 @pytest.fixture(scope="module")

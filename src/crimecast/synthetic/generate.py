@@ -20,10 +20,10 @@ import numpy as np
 import polars as pl
 from scipy.spatial import cKDTree
 
+from crimecast.config import GeneratorConfig
 from crimecast.data.areas import LAPD_AREAS
-from crimecast.data.generator_config import GeneratorConfig
-from crimecast.data.generator_tables import EPOCH, N_AREAS, GeneratorTables, load_tables
 from crimecast.errors import GenerationError
+from crimecast.synthetic.tables import EPOCH, N_AREAS, GeneratorTables, load_tables
 
 logger = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial import cKDTree
 
-from crimecast.data.generate import LAPD_COLUMNS, _daily_rates, generate_incidents
-from crimecast.data.generator_config import GeneratorConfig
-from crimecast.data.generator_tables import load_tables
+from crimecast.config import GeneratorConfig
 from crimecast.errors import GenerationError
+from crimecast.synthetic.generate import LAPD_COLUMNS, _daily_rates, generate_incidents
+from crimecast.synthetic.tables import load_tables
 
 START = dt.date(2022, 1, 1)
 END = dt.date(2022, 2, 28)

@@ -1,0 +1,195 @@
+"""CLI commands for data: ``generate``, ``clean``, ``features``, ``weather`` and ``schema``.
+
+Registered on the main app by :mod:`crimecast.cli.main`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from crimecast import __version__
+from crimecast.cli.errors import handle_errors
+from crimecast.cli.options import (
+    ConfigOpt,
+    DataOpt,
+    EncodingOpt,
+    ExecutorOpt,
+    SchemaOpt,
+    ShiftOpt,
+    ZOpt,
+    data_paths,
+    parse_date,
+)
+from crimecast.cli.views import (
+    render_calibration,
+    render_clean_report,
+    render_features,
+    render_schema,
+    render_synthetic_banner,
+    render_weather,
+)
+from crimecast.config import load_settings
+
+console = Console()
+
+
+def synthetic_provenance(first: dt.date, last: dt.date, seed: int) -> dict[str, Any]:
+    """The provenance record written beside a synthetic incident file."""
+    return {"synthetic": True, "generator": "crimecast generate", "version": __version__,
+            "start": str(first), "end": str(last), "seed": seed}
+
+
+@handle_errors
+def generate(
+    out: Annotated[Path, typer.Option("--out", help="Output file: .csv, .csv.gz or .parquet.")],
+    start: Annotated[str, typer.Option(help="First day (YYYY-MM-DD).")] = "2020-01-01",
+    end: Annotated[str, typer.Option(help="Last day (YYYY-MM-DD), inclusive.")] = "2024-12-31",
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same data.")] = 7,
+    report: Annotated[
+        bool, typer.Option("--report", help="Compare the output with real LAPD aggregates.")
+    ] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Generate synthetic LAPD-schema incidents calibrated to real LA aggregates."""
+    from crimecast.data.output import write_incidents, write_json, write_provenance
+    from crimecast.synthetic.calibration import build_calibration_report
+    from crimecast.synthetic.generate import generate_incidents
+
+    settings = load_settings(config)
+    first, last = parse_date(start, "--start"), parse_date(end, "--end")
+    began = time.perf_counter()
+    with console.status("generating synthetic incidents..."):
+        frame = generate_incidents(first, last, seed, settings.generator)
+    elapsed = time.perf_counter() - began
+    write_incidents(frame, out)
+    write_provenance(out, synthetic_provenance(first, last, seed))
+    render_synthetic_banner(console)
+    console.print(
+        f"wrote [bold]{frame.height:,}[/] synthetic records ({first} to {last}, seed {seed}) "
+        f"to {out} in {elapsed:.1f} s"
+    )
+    if report:
+        calibration = build_calibration_report(frame)
+        report_path = out.with_name(out.name.split(".")[0] + "_calibration.json")
+        write_json(calibration.model_dump(mode="json"), report_path)
+        render_calibration(console, calibration)
+        console.print(f"calibration report: {report_path}")
+        if not calibration.passed:
+            raise typer.Exit(code=1)
+
+
+@handle_errors
+def clean(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")],
+    data: DataOpt = None,
+    schema: SchemaOpt = None,
+    encoding: EncodingOpt = None,
+    min_date: Annotated[str | None, typer.Option(help="Earliest occurrence kept.")] = None,
+    max_date: Annotated[str | None, typer.Option(help="Latest occurrence kept.")] = None,
+    include_enforcement: Annotated[
+        bool,
+        typer.Option(
+            "--include-enforcement-driven", help="Keep enforcement-driven crime types."
+        ),
+    ] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Load incident files, clean them, and write clean, quarantine and report files.
+
+    Extra file names after --data are read too: --data a.csv b.csv.
+    """
+    from crimecast.data.prepare import prepare_incidents, write_clean_outputs
+
+    settings = load_settings(config)
+    settings = settings.with_overrides(
+        "cleaning",
+        min_date=parse_date(min_date, "--min-date") if min_date else None,
+        max_date=parse_date(max_date, "--max-date") if max_date else None,
+        exclude_enforcement_driven=False if include_enforcement else None,
+    )
+    paths = data_paths(data, list(ctx.args), settings)
+    with console.status(f"cleaning {len(paths)} file(s)..."):
+        result = prepare_incidents(
+            paths,
+            schema=schema or settings.data.schema_name,
+            config=settings.cleaning,
+            encoding=encoding or settings.data.encoding,
+        )
+        written = write_clean_outputs(result, out)
+    render_clean_report(console, result.report)
+    console.print(f"wrote {written['clean']}, {written['quarantine']} and {written['report']}")
+
+
+@handle_errors
+def features(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")],
+    data: DataOpt = None,
+    schema: SchemaOpt = None,
+    spatial_unit: Annotated[
+        str | None, typer.Option(help="area, district or grid (h3 if installed).")
+    ] = None,
+    cell_size: Annotated[float | None, typer.Option(help="Grid cell size in metres.")] = None,
+    time_bin: Annotated[str | None, typer.Option(help="1h, 8h, 12h, 1d or 7d.")] = None,
+    label: Annotated[str | None, typer.Option(help="zscore, topk or count.")] = None,
+    horizon: Annotated[int | None, typer.Option(help="Bins ahead the forecast is issued.")] = None,
+    weather_mode: Annotated[
+        str | None, typer.Option("--weather", help="same_bin, lagged or none.")
+    ] = None,
+    delay_aware: Annotated[
+        bool | None,
+        typer.Option("--delay-aware/--no-delay-aware", help="Use report dates for as-of."),
+    ] = None,
+    max_date: Annotated[str | None, typer.Option(help="Latest occurrence kept.")] = None,
+    shift_start_hour: ShiftOpt = None,
+    z_threshold: ZOpt = None,
+    encoding: EncodingOpt = None,
+    executor: ExecutorOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Clean incidents and build the leak-free feature panel with labels."""
+    from crimecast.executor import opened
+    from crimecast.features.job import run_features, write_features
+
+    settings = load_settings(config).with_overrides(
+        "features", spatial_unit=spatial_unit, cell_size=cell_size, time_bin=time_bin,
+        label=label, horizon=horizon, weather=weather_mode, delay_aware=delay_aware,
+        shift_start_hour=shift_start_hour, z_threshold=z_threshold,
+    ).with_overrides(
+        "cleaning", max_date=parse_date(max_date, "--max-date") if max_date else None
+    )
+    paths = data_paths(data, list(ctx.args), settings)
+    began = time.perf_counter()
+    with console.status("cleaning and building features..."), opened(
+            executor or settings.compute.executor, settings.compute.workers) as blocks:
+        result = run_features(paths, schema or settings.data.schema_name, settings.cleaning,
+                              settings.features, encoding=encoding or settings.data.encoding,
+                              executor=blocks)
+        written = write_features(result.features, out)
+    render_features(console, result.features.meta, time.perf_counter() - began)
+    console.print(f"wrote {written['features']} and {written['meta']}")
+
+
+@handle_errors
+def weather(
+    start: Annotated[str, typer.Option(help="First day.")] = "2010-01-01",
+    end: Annotated[str, typer.Option(help="Last day.")] = "2024-12-31",
+) -> None:
+    """Summarise the embedded Los Angeles weather series and report its gaps."""
+    from crimecast.data.weather import load_daily_weather, weather_gaps
+
+    first, last = parse_date(start, "--start"), parse_date(end, "--end")
+    daily = load_daily_weather()
+    render_weather(console, daily, weather_gaps(daily, first, last))
+
+
+def schema() -> None:
+    """Print the canonical incident schema and the cleaning rules."""
+    render_schema(console)
