@@ -69,9 +69,9 @@ def honest(events: pl.DataFrame, units: UnitSet, config: FeatureConfig) -> Featu
 
 
 def blocked(events: pl.DataFrame, units: UnitSet, config: FeatureConfig) -> FeatureSet:
-    """The same panel built in time blocks of 7 bins (the engine for large panels)."""
+    """The same panel built in time blocks of 40 bins (the engine for large panels)."""
     return build_features(events, units, config, start=START,
-                          end=START + dt.timedelta(hours=SPAN_HOURS), block_bins=7)
+                          end=START + dt.timedelta(hours=SPAN_HOURS), block_bins=40)
 
 
 def leaky(events: pl.DataFrame, units: UnitSet, config: FeatureConfig) -> FeatureSet:
@@ -167,7 +167,7 @@ def test_future_events_never_change_past_features(name: str, data: st.DataObject
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
-@settings(max_examples=20, deadline=None,
+@settings(max_examples=12, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=st.data())
 def test_future_events_never_change_past_features_built_in_blocks(

@@ -156,7 +156,7 @@ def features(
 ) -> None:
     """Clean incidents and build the leak-free feature panel with labels."""
     from crimecast.executor import opened
-    from crimecast.features.job import run_features, write_features
+    from crimecast.features.job import stream_features
 
     settings = load_settings(config).with_overrides(
         "features", spatial_unit=spatial_unit, cell_size=cell_size, time_bin=time_bin,
@@ -169,12 +169,12 @@ def features(
     began = time.perf_counter()
     with console.status("cleaning and building features..."), opened(
             executor or settings.compute.executor, settings.compute.workers) as blocks:
-        result = run_features(paths, schema or settings.data.schema_name, settings.cleaning,
-                              settings.features, encoding=encoding or settings.data.encoding,
-                              executor=blocks)
-        written = write_features(result.features, out)
-    render_features(console, result.features.meta, time.perf_counter() - began)
-    console.print(f"wrote {written['features']} and {written['meta']}")
+        meta = stream_features(paths, schema or settings.data.schema_name, settings.cleaning,
+                               settings.features, out,
+                               encoding=encoding or settings.data.encoding, executor=blocks)
+    render_features(console, meta, time.perf_counter() - began)
+    console.print(f"wrote {out / 'features.parquet'} ({meta['panel']['blocks']} time block(s)) "
+                  f"and {out / 'features_meta.json'}")
 
 
 @handle_errors

@@ -165,6 +165,9 @@ class PipelineConfig(FrozenModel):
     gate_metric: Literal["auto", "pai@1%", "pai@5%", "pai@10%", "hit_rate@1%", "hit_rate@5%",
                          "pei_star@1%", "pei_star@5%", "pr_auc", "roc_auc", "f1"] = "auto"
     register_best: bool = False
+    # Above this many training rows, the learned model trains on every row with an event
+    # plus a weighted sample of the empty ones (crimecast.models.sampling).
+    max_train_rows: int = Field(default=5_000_000, ge=1000)
     runs_dir: str = "runs"
     tracking_uri: str | None = None
 

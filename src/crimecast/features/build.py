@@ -31,6 +31,7 @@ from crimecast.features.blocks import (
 from crimecast.features.calendar import calendar_features, holiday_dates, join_weather
 from crimecast.features.catalog import CATALOG
 from crimecast.features.context import FeatureContext, incident_events
+from crimecast.features.history import DAILY_KEY, panel_daily_history
 from crimecast.features.labels import topk_label, zscore_label
 from crimecast.features.meta import build_meta
 from crimecast.features.timebins import TimeBinning
@@ -38,6 +39,7 @@ from crimecast.features.units import UnitSet
 
 logger = logging.getLogger(__name__)
 
+SHARED_DAILY_BYTES = 256 * 1024 * 1024
 UNIT = "_u"
 BIN = "_b"
 AUTO_Z_WINDOW = {"1h": 168, "8h": 42, "12h": 28, "1d": 28, "7d": 8}
@@ -92,6 +94,7 @@ class PanelInputs:
     events: pl.DataFrame
     panel: PanelGrid
     z_window: int
+    shared: dict[str, Any] = field(default_factory=dict)
 
 
 def panel_inputs(
@@ -102,11 +105,20 @@ def panel_inputs(
     """The events, binning and panel extent of ``clean`` over ``units`` (see build_features)."""
     binning, unit_index, events = incident_events(clean, units, config)
     first, last = _range(events, binning, start, end)
-    return PanelInputs(clean=clean, units=units, config=config, weather=weather,
-                       binning=binning, unit_index=unit_index, events=events,
-                       panel=PanelGrid(n_units=len(units), first_bin=first,
-                                       n_bins=last - first + 1),
-                       z_window=config.z_window or AUTO_Z_WINDOW[config.time_bin])
+    inputs = PanelInputs(clean=clean, units=units, config=config, weather=weather,
+                         binning=binning, unit_index=unit_index, events=events,
+                         panel=PanelGrid(n_units=len(units), first_bin=first,
+                                         n_bins=last - first + 1),
+                         z_window=config.z_window or AUTO_Z_WINDOW[config.time_bin])
+    # The settled daily history reaches a year back from every block: computed once for
+    # the whole panel when small, so blocks do not each repeat it.
+    days = inputs.panel.n_bins * binning.hours / 24 + 420
+    if len(units) * days * 16 <= SHARED_DAILY_BYTES:
+        whole = FeatureContext(events=events, grid=inputs.panel, binning=binning, units=units,
+                               config=config, clean=clean, unit_index=unit_index,
+                               z_window=inputs.z_window)
+        inputs.shared[DAILY_KEY] = panel_daily_history(whole)
+    return inputs
 
 
 def build_block(inputs: PanelInputs, block: Block) -> pl.DataFrame:
@@ -115,6 +127,7 @@ def build_block(inputs: PanelInputs, block: Block) -> pl.DataFrame:
     context = FeatureContext(events=inputs.events, grid=grid, binning=inputs.binning,
                              units=inputs.units, config=config, clean=inputs.clean,
                              unit_index=inputs.unit_index, z_window=inputs.z_window)
+    context.cache.update(inputs.shared)  # panel-wide results every block reads
     matrices = declared_matrices(context)
     context.cache.clear()
     shift = config.horizon - 1

@@ -50,6 +50,14 @@ def was_hotspot_last_bin(c: FeatureContext) -> np.ndarray:
     return _flag(c.trailing(1), threshold)
 
 
+DAILY_KEY = "daily_history"
+
+
+def panel_daily_history(c: FeatureContext) -> DailyHistory:
+    """The settled daily history over ``c``'s whole grid (shareable by its time blocks)."""
+    return _daily(c)
+
+
 def _daily(c: FeatureContext) -> DailyHistory:
     def make() -> DailyHistory:
         issue = bin_days(c)
@@ -59,7 +67,7 @@ def _daily(c: FeatureContext) -> DailyHistory:
             last_day=issue.max().astype(dt.date), settle_days=c.config.settle_days,
             window_days=DAILY_WINDOW, z_threshold=c.config.z_threshold,
             sd_floor=c.config.z_sd_floor, n_units=c.grid.n_units)
-    history: DailyHistory = c.shared("daily_history", make)
+    history: DailyHistory = c.shared(DAILY_KEY, make)
     return history
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import shutil
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -16,8 +19,15 @@ from crimecast.data.clean import CleanResult
 from crimecast.data.output import write_json, write_parquet
 from crimecast.data.prepare import prepare_incidents
 from crimecast.data.weather import load_daily_weather
-from crimecast.executor import Executor
-from crimecast.features.build import FeatureSet, build_features
+from crimecast.executor import SERIAL, Executor
+from crimecast.features.build import (
+    FeatureSet,
+    build_block,
+    build_features,
+    feature_blocks,
+    panel_inputs,
+)
+from crimecast.features.meta import build_meta
 from crimecast.features.units import UnitSet, build_units
 
 logger = logging.getLogger(__name__)
@@ -89,6 +99,52 @@ def run_features(
     features = build_features(cleaned.clean, units, config,
                               weather=weather_for(cleaned.clean, config), executor=executor)
     return FeatureJobResult(cleaned=cleaned, units=units, features=features)
+
+
+def stream_features(
+    paths: Sequence[str], schema: str, cleaning: CleaningConfig, config: FeatureConfig,
+    out_dir: Path, encoding: str = "utf-8", executor: Executor | None = None,
+) -> dict[str, Any]:
+    """Clean, build and write the panel block by block: memory is one block per worker.
+
+    One block: ``features.parquet`` as :func:`write_features` writes it. Several:
+    ``features.parquet/part-NNNNN.parquet``, one file per time block (rows unit-major
+    within a block; read them all with ``polars.scan_parquet(".../*.parquet")``), and
+    the metadata aggregated over the blocks. Returns the metadata.
+    """
+    began = time.perf_counter()
+    cleaned = prepare_incidents(paths, schema, cleaning, encoding=encoding)
+    units = build_units_for(cleaned.clean, cleaned, config)
+    inputs = panel_inputs(cleaned.clean, units, config, weather_for(cleaned.clean, config))
+    runner = executor or SERIAL
+    blocks = feature_blocks(inputs, config.block_memory_mb, runner)
+    target = out_dir / "features.parquet"
+    if target.is_dir():
+        shutil.rmtree(target)  # parts of an earlier build must not mix with these
+    elif len(blocks) > 1:
+        target.unlink(missing_ok=True)
+    rows = labelled = positives = 0
+    meta: dict[str, Any] = {}
+    for start in range(0, len(blocks), runner.workers):  # one round of blocks in memory
+        for i, frame in enumerate(runner.map(build_block, blocks[start:start + runner.workers],
+                                             shared=inputs), start=start):
+            if not meta:
+                meta = build_meta(frame, config, units, inputs.panel, inputs.binning,
+                                  inputs.events.height, cleaned.clean.height,
+                                  z_window=inputs.z_window, weather_used=inputs.weather is not None,
+                                  seconds=0.0)
+            rows += frame.height
+            if "target_hotspot" in frame.columns:
+                label = frame["target_hotspot"].drop_nulls()
+                labelled, positives = labelled + label.len(), positives + int(label.sum())
+            part = target if len(blocks) == 1 else target / f"part-{i:05d}.parquet"
+            write_parquet(frame.drop("_u", "_b"), part)
+    meta["panel"].update(rows=rows, blocks=len(blocks))
+    meta["label"].update(rows_labelled=labelled,
+                         positive_rate=positives / labelled if labelled else None)
+    meta["build_seconds"] = round(time.perf_counter() - began, 3)
+    write_json(meta, out_dir / "features_meta.json")
+    return meta
 
 
 def write_features(features: FeatureSet, out_dir: Path) -> dict[str, Path]:

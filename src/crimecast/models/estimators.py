@@ -232,13 +232,15 @@ class HotspotModel:
 
     def fit(
         self, X: pl.DataFrame | np.ndarray, y: np.ndarray, counts: np.ndarray | None = None,
-        groups: np.ndarray | None = None,
+        groups: np.ndarray | None = None, sample_weight: np.ndarray | None = None,
     ) -> HotspotModel:
         """Fit preprocessing and the estimator on training rows; returns self.
 
         ``y`` holds the hotspot labels; the count and rank objectives also need
         ``counts`` (the bins' event counts) and the rank objective ``groups`` (sizes of
-        consecutive row groups, one per bin, rows sorted by bin).
+        consecutive row groups, one per bin, rows sorted by bin). ``sample_weight``
+        (:mod:`crimecast.models.sampling`) weighs the estimator's loss and the
+        calibration; SMOTE and the rank objective take none.
         """
         labels = np.asarray(y).astype(np.int8)
         self._check(labels)
@@ -265,15 +267,19 @@ class HotspotModel:
             target = np.minimum(np.asarray(counts), 30).astype(np.int32)
         self.estimator_ = ESTIMATORS[self.model_type](self._weighted_params(target),
                                                       self.random_state, self.objective)
+        weights = None if self.imbalance == "smote" or self.objective == "lambdarank" \
+            else sample_weight
         if self.objective == "lambdarank":
             if groups is None:
                 raise ModelError("objective 'lambdarank' needs groups (rows per bin); pass "
                                  "groups.")
             self.estimator_.fit(matrix, target, group=groups)
+        elif weights is not None:
+            self.estimator_.fit(matrix, target, sample_weight=weights)
         else:
             self.estimator_.fit(matrix, target)
         if self.objective != "binary":
-            self.calibration_ = platt(self._raw(matrix), labels)
+            self.calibration_ = platt(self._raw(matrix), labels, weights=weights)
         return self
 
     def transform(self, X: pl.DataFrame | np.ndarray) -> np.ndarray:
@@ -331,8 +337,10 @@ class HotspotModel:
         return {n: float(v / total) for n, v in zip(self.feature_names, values, strict=True)}
 
 
-def platt(score: np.ndarray, labels: np.ndarray, log: bool = True) -> tuple[float, float]:
-    """Logistic calibration ``(coef, intercept)`` of a score (``log1p`` of it by default)."""
+def platt(score: np.ndarray, labels: np.ndarray, log: bool = True,
+          weights: np.ndarray | None = None) -> tuple[float, float]:
+    """Logistic calibration ``(coef, intercept)`` of a score (``log1p`` of it by default),
+    with optional row ``weights`` (rows standing for several, see models.sampling)."""
     from sklearn.linear_model import LogisticRegression
 
     labels = np.asarray(labels).astype(np.int8)
@@ -340,11 +348,12 @@ def platt(score: np.ndarray, labels: np.ndarray, log: bool = True) -> tuple[floa
     if labels.size > PLATT_ROWS:  # two parameters: a seeded sample pins them down
         keep = np.random.default_rng(0).choice(labels.size, PLATT_ROWS, replace=False)
         x, labels = x[keep], labels[keep]
+        weights = None if weights is None else np.asarray(weights)[keep]
     if np.unique(labels).size < 2:
         rate = labels.mean() if labels.size else 0.0
         return 0.0, float(np.log((rate + 1e-6) / (1 - rate + 1e-6)))
     model = LogisticRegression(C=1e6, max_iter=1000, solver="newton-cholesky").fit(
-        x[:, None], labels)
+        x[:, None], labels, sample_weight=weights)
     return float(model.coef_[0, 0]), float(model.intercept_[0])
 
 
