@@ -97,8 +97,13 @@ class DaskExecutor:
                                   "pip install 'dask[distributed]'.") from exc
         self._cluster = None
         if address is None:
+            environment = dict(os.environ)
             self._cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1,
                                          processes=True, dashboard_address=None)
+            # Dask writes its workers' settings (OMP_NUM_THREADS=1...) into this process's
+            # environment; later subprocesses and libraries must not inherit them.
+            os.environ.clear()
+            os.environ.update(environment)
             address = self._cluster.scheduler_address
         try:
             self.client = Client(address, timeout="10s")

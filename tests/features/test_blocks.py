@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 
 import polars as pl
 import pytest
@@ -78,9 +79,12 @@ def test_a_process_pool_and_a_dask_cluster_build_the_same_panel(
     pool = build_features(month_events, UNITS, config, start=START, end=END, block_bins=5,
                           executor=LocalExecutor(2))
     assert pool.frame.equals(serial.frame)
+    environment = dict(os.environ)
     dask = DaskExecutor(workers=2)  # a real two-worker LocalCluster
     try:
         assert dask.workers == 2
+        # Dask sets OMP_NUM_THREADS=1 & co. for its workers; this process keeps its own.
+        assert dict(os.environ) == environment
         on_dask = build_features(month_events, UNITS, config, start=START, end=END,
                                  block_bins=5, executor=dask)
     finally:
