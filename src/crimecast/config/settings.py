@@ -128,7 +128,7 @@ class FeatureConfig(FrozenModel):
         default=None, description="SEPP parameters (background_per_day, theta, omega_per_day, "
         "sigma_m); None = the defaults. `crimecast run` fits them on training events.")
     # Memory for one time block of the panel (per worker); the panel itself may be any size.
-    block_memory_mb: float = Field(default=2048.0, gt=0)
+    block_memory_mb: float = Field(default=4096.0, gt=0)
 
     @model_validator(mode="before")
     @classmethod

@@ -31,7 +31,7 @@ from crimecast.features.timebins import TimeBinning
 
 # Measured on the 250 m x 1 d LA panel: ~60 float32 feature matrices alive at once,
 # the float64 running sums of trailing statistics and the block's frame.
-BYTES_PER_CELL = 640
+BYTES_PER_CELL = 400
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,9 @@ from crimecast.features.blocks import (
     warmup_bins,
 )
 from crimecast.features.calendar import calendar_features, holiday_dates, join_weather
-from crimecast.features.catalog import CATALOG
+from crimecast.features.catalog import CATALOG, KDE_MULTIPLES
 from crimecast.features.context import FeatureContext, incident_events
-from crimecast.features.history import DAILY_KEY, panel_daily_history
+from crimecast.features.history import NEAR_KEY, panel_daily_history
 from crimecast.features.labels import topk_label, zscore_label
 from crimecast.features.meta import build_meta
 from crimecast.features.timebins import TimeBinning
@@ -40,6 +40,7 @@ from crimecast.features.units import UnitSet
 logger = logging.getLogger(__name__)
 
 SHARED_DAILY_BYTES = 256 * 1024 * 1024
+PANEL_KEYS = (NEAR_KEY, "sepp_weights_")  # per event and unit: the same in every block
 UNIT = "_u"
 BIN = "_b"
 AUTO_Z_WINDOW = {"1h": 168, "8h": 42, "12h": 28, "1d": 28, "7d": 8}
@@ -112,13 +113,23 @@ def panel_inputs(
                          z_window=config.z_window or AUTO_Z_WINDOW[config.time_bin])
     # The settled daily history reaches a year back from every block: computed once for
     # the whole panel when small, so blocks do not each repeat it.
+    whole = FeatureContext(events=events, grid=inputs.panel, binning=binning, units=units,
+                           config=config, clean=clean, unit_index=unit_index,
+                           z_window=inputs.z_window)
     days = inputs.panel.n_bins * binning.hours / 24 + 420
     if len(units) * days * 16 <= SHARED_DAILY_BYTES:
-        whole = FeatureContext(events=events, grid=inputs.panel, binning=binning, units=units,
-                               config=config, clean=clean, unit_index=unit_index,
-                               z_window=inputs.z_window)
-        inputs.shared[DAILY_KEY] = panel_daily_history(whole)
+        panel_daily_history(whole)
+    for multiple in {1.0, *map(float, KDE_MULTIPLES)}:  # kernels between units
+        whole.kernel(multiple)
+    inputs.shared.update(whole.cache)  # plus what the features computed once per panel
     return inputs
+
+
+def share_panel_work(inputs: PanelInputs, context: FeatureContext) -> None:
+    """Keep what ``context`` computed once per panel (pairs, weights) for later blocks."""
+    for key, value in context.cache.items():
+        if isinstance(key, str) and key.startswith(PANEL_KEYS):
+            inputs.shared.setdefault(key, value)
 
 
 def build_block(inputs: PanelInputs, block: Block) -> pl.DataFrame:
@@ -129,6 +140,7 @@ def build_block(inputs: PanelInputs, block: Block) -> pl.DataFrame:
                              unit_index=inputs.unit_index, z_window=inputs.z_window)
     context.cache.update(inputs.shared)  # panel-wide results every block reads
     matrices = declared_matrices(context)
+    share_panel_work(inputs, context)
     context.cache.clear()
     shift = config.horizon - 1
     columns: dict[str, np.ndarray] = {}

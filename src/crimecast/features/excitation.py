@@ -73,9 +73,13 @@ def sepp_intensity(c: FeatureContext) -> np.ndarray:
     rows = np.arange(c.grid.first_bin, c.grid.last_bin + 1, dtype=np.int64)
     row_start = rows * bin_days
     areas = unit_areas_m2(c.units)
-    x, y = _event_xy(c.events, c.units)
-    e_idx, u_idx, weight = trigger_weights(x, y, c.units.centroids, areas, params.sigma_m,
-                                           c.units.cell_size)
+    def weights() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        x, y = _event_xy(c.events, c.units)
+        return trigger_weights(x, y, c.units.centroids, areas, params.sigma_m,
+                               c.units.cell_size)
+
+    # Per event and unit, whatever the time block: computed once per panel.
+    e_idx, u_idx, weight = c.shared(f"sepp_weights_{params.sigma_m!r}", weights)
     avail = c.events["avail"].to_numpy()[e_idx] - c.grid.first_bin
     decayed = decayed_counts(u_idx, c.events["t_days"].to_numpy()[e_idx], avail, weight,
                              row_start, params.omega_per_day, c.grid.n_units)

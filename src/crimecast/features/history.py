@@ -51,6 +51,7 @@ def was_hotspot_last_bin(c: FeatureContext) -> np.ndarray:
 
 
 DAILY_KEY = "daily_history"
+NEAR_KEY = "near_repeat_pairs"
 
 
 def panel_daily_history(c: FeatureContext) -> DailyHistory:
@@ -85,6 +86,7 @@ def was_hotspot_last_year_same_day(c: FeatureContext) -> np.ndarray:
 def near_repeat(c: FeatureContext) -> np.ndarray:
     """Events known at issue time within the radius of each unit over the trailing hours."""
     lat, lon = c.events["lat"].to_numpy(), c.events["lon"].to_numpy()
-    event_idx, unit_idx = c.units.within(lat, lon, c.config.near_repeat_radius_m)
+    event_idx, unit_idx = c.shared(NEAR_KEY, lambda: c.units.within(
+        lat, lon, c.config.near_repeat_radius_m))
     near = c.events[event_idx].with_columns(_u=pl.Series(unit_idx, dtype=pl.Int64))
     return window_counts(near, c.grid, c.bins(c.config.near_repeat_hours / 24))
