@@ -31,6 +31,9 @@ bench: install
 	$(BIN)/python benchmarks/bench_features.py
 	$(BIN)/python benchmarks/bench_pipeline.py
 	$(BIN)/python benchmarks/bench_serving.py
+	mkdir -p bench_out && $(BIN)/crimecast generate --start 2020-01-01 --end 2024-12-31 \
+		--out bench_out/la_2020_2024.csv.gz
+	$(BIN)/python benchmarks/bench_scale.py bench_out/la_2020_2024.csv.gz 3 area_1h grid250_1d
 
 clean-outputs:
 	rm -rf demo_out runs bench_out

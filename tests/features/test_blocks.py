@@ -60,7 +60,7 @@ def test_a_single_bin_that_does_not_fit_is_the_one_refusal() -> None:
     with pytest.raises(ConfigError) as caught:
         plan_blocks(panel, warmup=99, memory_mb=100)
     assert str(caught.value) == (
-        "one time bin of 100,000 units needs about 6,104 MB with its 99-bin warm-up, more than "
+        "one time bin of 100,000 units needs about 3,815 MB with its 99-bin warm-up, more than "
         "the block memory budget of 100 MB. Pass a larger --cell-size, or raise "
         "features.block_memory_mb in config/feature_config.yaml.")
 
