@@ -15,8 +15,8 @@ dense panels equal on random data, delay-aware and not.
 Memory is the block's, not the panel's: about :data:`BYTES_PER_CELL` per
 (unit, bin) cell of the block and its warm-up, so the block length is chosen
 from a memory budget. Blocks share nothing and run through any executor
-(:mod:`crimecast.executor`) in any order; their rows are put back in the dense
-panel's order (unit-major).
+(:mod:`crimecast.executor`); their rows come back block after block (unit-major
+within a block), the same rows as the dense panel in a different order.
 """
 
 from __future__ import annotations

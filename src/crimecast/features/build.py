@@ -184,7 +184,9 @@ def build_features(
     inputs = panel_inputs(clean, units, config, weather, start, end)
     blocks = feature_blocks(inputs, memory_mb or config.block_memory_mb, executor, block_bins)
     frames = (executor or SERIAL).map(_build_one, blocks, shared=inputs)
-    frame = frames[0] if len(frames) == 1 else pl.concat(frames).sort(UNIT, BIN)
+    # Block after block (unit-major within a block): concatenating without a sort or a
+    # rechunk keeps one copy of the panel in memory (a sort would hold two more).
+    frame = frames[0] if len(frames) == 1 else pl.concat(frames, rechunk=False)
     meta = build_meta(frame, config, units, inputs.panel, inputs.binning, inputs.events.height,
                       clean.height, z_window=inputs.z_window, weather_used=weather is not None,
                       seconds=time.perf_counter() - began)
