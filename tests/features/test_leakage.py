@@ -158,12 +158,17 @@ UNITS = fixed_units()
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=st.data())
 def test_future_events_never_change_past_features(name: str, data: st.DataObject) -> None:
+    assert future_changes(honest, name, data) == []
+
+
+def future_changes(builder: Builder, name: str, data: st.DataObject) -> list[str]:
+    """Features a random perturbation of the future changes in the past (the property)."""
     config = CONFIGS[name]
     step = {"1h": 1, "8h": 8, "1d": 24}[config.time_bin]
     rows = data.draw(event_rows)
     cutoff_h = step * data.draw(st.integers(1, SPAN_HOURS // step))
     perturbed = perturb(rows, cutoff_h, config.delay_aware, data.draw)
-    assert changed_features(honest, rows, perturbed, cutoff_h, config, UNITS) == []
+    return changed_features(builder, rows, perturbed, cutoff_h, config, UNITS)
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
@@ -172,12 +177,7 @@ def test_future_events_never_change_past_features(name: str, data: st.DataObject
 @given(data=st.data())
 def test_future_events_never_change_past_features_built_in_blocks(
         name: str, data: st.DataObject) -> None:
-    config = CONFIGS[name]
-    step = {"1h": 1, "8h": 8, "1d": 24}[config.time_bin]
-    rows = data.draw(event_rows)
-    cutoff_h = step * data.draw(st.integers(1, SPAN_HOURS // step))
-    perturbed = perturb(rows, cutoff_h, config.delay_aware, data.draw)
-    assert changed_features(blocked, rows, perturbed, cutoff_h, config, UNITS) == []
+    assert future_changes(blocked, name, data) == []
 
 
 def test_leaky_control_fails_the_same_check() -> None:

@@ -31,7 +31,7 @@ from crimecast.features.blocks import (
 from crimecast.features.calendar import calendar_features, holiday_dates, join_weather
 from crimecast.features.catalog import CATALOG, KDE_MULTIPLES
 from crimecast.features.context import FeatureContext, incident_events
-from crimecast.features.history import NEAR_KEY, panel_daily_history
+from crimecast.features.history import NEAR_KEY, settled_daily_history
 from crimecast.features.labels import topk_label, zscore_label
 from crimecast.features.meta import build_meta
 from crimecast.features.timebins import TimeBinning
@@ -118,7 +118,7 @@ def panel_inputs(
                            z_window=inputs.z_window)
     days = inputs.panel.n_bins * binning.hours / 24 + 420
     if len(units) * days * 16 <= SHARED_DAILY_BYTES:
-        panel_daily_history(whole)
+        settled_daily_history(whole)
     for multiple in {1.0, *map(float, KDE_MULTIPLES)}:  # kernels between units
         whole.kernel(multiple)
     inputs.shared.update(whole.cache)  # plus what the features computed once per panel
@@ -154,10 +154,6 @@ def build_block(inputs: PanelInputs, block: Block) -> pl.DataFrame:
     return _assemble(columns, own, inputs.binning, inputs.units, config, inputs.weather, shift)
 
 
-def _build_one(inputs: PanelInputs, block: Block) -> pl.DataFrame:
-    return build_block(inputs, block)
-
-
 def build_features(
     clean: pl.DataFrame,
     units: UnitSet,
@@ -183,7 +179,7 @@ def build_features(
     began = time.perf_counter()
     inputs = panel_inputs(clean, units, config, weather, start, end)
     blocks = feature_blocks(inputs, memory_mb or config.block_memory_mb, executor, block_bins)
-    frames = (executor or SERIAL).map(_build_one, blocks, shared=inputs)
+    frames = (executor or SERIAL).map(build_block, blocks, shared=inputs)
     # Block after block (unit-major within a block): concatenating without a sort or a
     # rechunk keeps one copy of the panel in memory (a sort would hold two more).
     frame = frames[0] if len(frames) == 1 else pl.concat(frames, rechunk=False)

@@ -54,12 +54,9 @@ DAILY_KEY = "daily_history"
 NEAR_KEY = "near_repeat_pairs"
 
 
-def panel_daily_history(c: FeatureContext) -> DailyHistory:
-    """The settled daily history over ``c``'s whole grid (shareable by its time blocks)."""
-    return _daily(c)
-
-
-def _daily(c: FeatureContext) -> DailyHistory:
+def settled_daily_history(c: FeatureContext) -> DailyHistory:
+    """The settled daily history over ``c``'s grid, computed once per context (a panel's
+    may be shared by its time blocks)."""
     def make() -> DailyHistory:
         issue = bin_days(c)
         return daily_history(
@@ -75,12 +72,12 @@ def _daily(c: FeatureContext) -> DailyHistory:
 def was_daily_hotspot_yesterday(c: FeatureContext) -> np.ndarray:
     """Yesterday's known count against the settled daily threshold."""
     yesterday = day_window_counts(c.events, c.grid, c.binning)
-    return _flag(yesterday, _daily(c).yesterday_threshold(bin_days(c)))
+    return _flag(yesterday, settled_daily_history(c).yesterday_threshold(bin_days(c)))
 
 
 def was_hotspot_last_year_same_day(c: FeatureContext) -> np.ndarray:
     """The settled daily label of the same weekday 52 weeks before the issue day."""
-    return _daily(c).last_year_hotspot(bin_days(c))
+    return settled_daily_history(c).last_year_hotspot(bin_days(c))
 
 
 def near_repeat(c: FeatureContext) -> np.ndarray:
