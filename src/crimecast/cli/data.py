@@ -152,6 +152,10 @@ def features(
     z_threshold: ZOpt = None,
     encoding: EncodingOpt = None,
     executor: ExecutorOpt = None,
+    rows: Annotated[str | None, typer.Option(
+        "--rows", help="all (the whole panel), sampled (the training design: every row with "
+        "an event plus a weighted sample of empty rows, built without the panel) or auto "
+        "(sampled above features.whole_panel_rows).")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Clean incidents and build the leak-free feature panel with labels."""
@@ -161,7 +165,7 @@ def features(
     settings = load_settings(config).with_overrides(
         "features", spatial_unit=spatial_unit, cell_size=cell_size, time_bin=time_bin,
         label=label, horizon=horizon, weather=weather_mode, delay_aware=delay_aware,
-        shift_start_hour=shift_start_hour, z_threshold=z_threshold,
+        shift_start_hour=shift_start_hour, z_threshold=z_threshold, rows=rows,
     ).with_overrides(
         "cleaning", max_date=parse_date(max_date, "--max-date") if max_date else None
     )
@@ -171,10 +175,15 @@ def features(
             executor or settings.compute.executor, settings.compute.workers) as blocks:
         meta = stream_features(paths, schema or settings.data.schema_name, settings.cleaning,
                                settings.features, out,
-                               encoding=encoding or settings.data.encoding, executor=blocks)
+                               encoding=encoding or settings.data.encoding, executor=blocks,
+                               seed=settings.models.random_state)
     render_features(console, meta, time.perf_counter() - began)
-    console.print(f"wrote {out / 'features.parquet'} ({meta['panel']['blocks']} time block(s)) "
-                  f"and {out / 'features_meta.json'}")
+    design = meta.get("design")
+    what = (f"the training design: {design['event_rows']:,} rows with events and "
+            f"{design['sampled_empty_rows']:,} of {design['empty_rows']:,} empty rows, weight "
+            f"{design['empty_weight']:.1f}" if design
+            else f"{meta['panel']['blocks']} time block(s)")
+    console.print(f"wrote {out / 'features.parquet'} ({what}) and {out / 'features_meta.json'}")
 
 
 @handle_errors

@@ -129,6 +129,11 @@ class FeatureConfig(FrozenModel):
         "sigma_m); None = the defaults. `crimecast run` fits them on training events.")
     # Memory for one time block of the panel (per worker); the panel itself may be any size.
     block_memory_mb: float = Field(default=4096.0, gt=0)
+    # `crimecast features`: the whole panel, or (large panels) the training design: every
+    # row with an event plus a weighted sample of empty rows, built without the panel.
+    rows: Literal["auto", "all", "sampled"] = "auto"
+    whole_panel_rows: int = Field(default=20_000_000, ge=1)
+    design_rows: int = Field(default=5_000_000, ge=1)
 
     @model_validator(mode="before")
     @classmethod

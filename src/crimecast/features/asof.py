@@ -41,6 +41,27 @@ class PanelGrid:
         return self.first_bin + self.n_bins - 1
 
 
+@dataclass(frozen=True)
+class Rows:
+    """Requested rows ``(unit[i], row[i])`` of a panel whose first bin is ``first_bin``.
+
+    The event-indexed engine computes features only for these rows; statistics
+    over earlier bins (z-scores, thresholds) are NaN where their window reaches
+    before ``first_bin``, as in the dense panel.
+    """
+
+    unit: np.ndarray  # int64
+    row: np.ndarray  # int64 issue rows (bin indices)
+    first_bin: int
+    n_units: int
+
+    def __len__(self) -> int:
+        return int(self.row.size)
+
+
+Target = PanelGrid | Rows
+
+
 def event_table(
     clean: pl.DataFrame, unit_index: np.ndarray, binning: TimeBinning, delay_aware: bool
 ) -> pl.DataFrame:
@@ -70,13 +91,20 @@ def event_table(
 
 
 def interval_counts(
-    units: np.ndarray, lo: np.ndarray, hi: np.ndarray, grid: PanelGrid
+    units: np.ndarray, lo: np.ndarray, hi: np.ndarray, grid: Target,
+    weights: np.ndarray | None = None,
 ) -> np.ndarray:
     """Count, for every (unit, row), the events whose row interval ``[lo, hi]`` covers it.
 
-    Returns a float64 matrix of shape ``(n_units, n_bins)``. Intervals with
-    ``lo > hi`` are empty; parts outside the panel are clipped.
+    On a :class:`PanelGrid` returns a float32 matrix of shape ``(n_units, n_bins)``;
+    on :class:`Rows` a float32 vector, one value per requested row. Intervals with
+    ``lo > hi`` are empty; parts outside the panel are clipped. ``weights``
+    (integers) sum a weight per interval instead of counting.
     """
+    if isinstance(grid, Rows):
+        return row_interval_counts(units, lo, hi, grid, weights)
+    if weights is not None:
+        return _weighted_grid_counts(units, lo, hi, grid, weights)
     keep = lo <= hi
     units, lo, hi = units[keep], lo[keep], hi[keep]
     keep = (hi >= grid.first_bin) & (lo <= grid.last_bin)
@@ -92,6 +120,90 @@ def interval_counts(
     return counts[:, : grid.n_bins].astype(np.float32)
 
 
+def _weighted_grid_counts(units: np.ndarray, lo: np.ndarray, hi: np.ndarray, grid: PanelGrid,
+                          weights: np.ndarray) -> np.ndarray:
+    keep = (lo <= hi) & (hi >= grid.first_bin) & (lo <= grid.last_bin)
+    units, lo, hi, w = units[keep], lo[keep], hi[keep], weights[keep].astype(np.int64)
+    start = np.clip(lo, grid.first_bin, None) - grid.first_bin
+    stop = np.minimum(hi + 1, grid.last_bin + 1) - grid.first_bin
+    width = grid.n_bins + 1
+    size = grid.n_units * width
+    # Integer weights summed in float64 are exact (far below 2**53).
+    diff = np.bincount(units * width + start, weights=w, minlength=size)
+    diff -= np.bincount(units * width + stop, weights=w, minlength=size)
+    sums = np.cumsum(diff.reshape(grid.n_units, width), axis=1)
+    return sums[:, : grid.n_bins]
+
+
+def row_interval_counts(
+    units: np.ndarray, lo: np.ndarray, hi: np.ndarray, rows: Rows,
+    weights: np.ndarray | None = None,
+) -> np.ndarray:
+    """:func:`interval_counts` at requested rows: events indexed per unit, read with
+    ``searchsorted``; cost grows with events and rows, not units × bins.
+
+    An interval covers row ``a`` iff ``lo <= a`` and not ``max(lo, hi + 1) <= a``,
+    so the count is a difference of two sorted-key ranks (empty intervals cancel).
+    Keys are ``unit * span + clipped time``, clipped to the rows' range so units
+    never overlap. Integer arithmetic: exact, the same values as the dense matrix.
+    """
+    if len(rows) == 0:
+        return np.zeros(0, dtype=np.float64 if weights is not None else np.float32)
+    base = int(rows.row.min()) - 1
+    top = int(rows.row.max()) + 1
+    span = top - base + 1
+    units = np.asarray(units, dtype=np.int64)
+    start = np.clip(lo, base, top) - base + units * span
+    stop = np.clip(np.maximum(lo, hi + 1), base, top) - base + units * span
+    query = rows.row - base + rows.unit * span
+    if weights is None:
+        start.sort()
+        stop.sort()
+        count = (np.searchsorted(start, query, side="right")
+                 - np.searchsorted(stop, query, side="right"))
+        return count.astype(np.float32)
+    w = np.asarray(weights, dtype=np.int64)
+    total = np.zeros(1, dtype=np.int64)
+    out = np.zeros(len(rows), dtype=np.int64)
+    for keys, sign in ((start, 1), (stop, -1)):
+        order = np.argsort(keys, kind="stable")
+        cum = np.concatenate([total, np.cumsum(w[order])])
+        out += sign * cum[np.searchsorted(keys[order], query, side="right")]
+    return out.astype(np.float64)
+
+
+def window_stats(total: np.ndarray, squares: np.ndarray, window: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sample standard deviation (float32) of ``window`` values from their sum and
+    sum of squares (float64, exact integers): one formula for the dense and row engines."""
+    mean = (total / window).astype(np.float32)
+    spread = squares - total * total / window
+    np.maximum(spread, 0.0, out=spread)
+    sd = np.sqrt(spread / max(window - 1, 1)).astype(np.float32)
+    return mean, sd
+
+
+def row_trailing_stats(units: np.ndarray, occ: np.ndarray, rows: Rows, window: int,
+                       lag: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`trailing_stats` of the per-bin counts of events (``units``, ``occ`` bin) at
+    requested rows: sums of ``c`` and ``c²`` over the window, NaN before ``first_bin``."""
+    if lag < 1 or window < 1:
+        raise ValueError(f"trailing_stats needs lag >= 1 and window >= 1; got {lag}, {window}")
+    key, count = np.unique(np.asarray(units, np.int64) << 32 | (np.asarray(occ, np.int64)
+                                                               - rows.first_bin + (1 << 31)),
+                           return_counts=True)
+    cell_unit = key >> 32
+    cell_bin = (key & 0xFFFFFFFF) - (1 << 31) + rows.first_bin
+    lo, hi = cell_bin + lag, cell_bin + lag + window - 1
+    total = row_interval_counts(cell_unit, lo, hi, rows, count)
+    squares = row_interval_counts(cell_unit, lo, hi, rows, count * count)
+    mean, sd = window_stats(total, squares, window)
+    short = rows.row - lag - window + 1 < rows.first_bin
+    mean[short] = np.nan
+    sd[short] = np.nan
+    return mean, sd
+
+
 def _columns(events: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return (
         events["_u"].to_numpy(),
@@ -100,13 +212,13 @@ def _columns(events: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     )
 
 
-def window_counts(events: pl.DataFrame, grid: PanelGrid, window: int) -> np.ndarray:
+def window_counts(events: pl.DataFrame, grid: Target, window: int) -> np.ndarray:
     """Events known at row ``a`` that occurred in bins ``a-window .. a-1``."""
     units, occ, avail = _columns(events)
     return interval_counts(units, avail, occ + window, grid)
 
 
-def lag_counts(events: pl.DataFrame, grid: PanelGrid, lag: int) -> np.ndarray:
+def lag_counts(events: pl.DataFrame, grid: Target, lag: int) -> np.ndarray:
     """Events known at row ``a`` that occurred in bin ``a-lag`` exactly."""
     units, occ, avail = _columns(events)
     target = occ + lag
@@ -114,7 +226,7 @@ def lag_counts(events: pl.DataFrame, grid: PanelGrid, lag: int) -> np.ndarray:
 
 
 def occurrence_counts(
-    events: pl.DataFrame, grid: PanelGrid, max_delay: int | None = None
+    events: pl.DataFrame, grid: Target, max_delay: int | None = None
 ) -> np.ndarray:
     """Counts by occurrence bin (not as-of): all events, or those known within ``max_delay``.
 
@@ -129,7 +241,7 @@ def occurrence_counts(
 
 
 def day_window_counts(
-    events: pl.DataFrame, grid: PanelGrid, binning: TimeBinning
+    events: pl.DataFrame, grid: Target, binning: TimeBinning
 ) -> np.ndarray:
     """Events known at row ``a`` that occurred on the calendar day before ``a``'s day."""
     day_after = pl.col("occ_day").cast(pl.Datetime("us")) + pl.duration(days=1)
@@ -174,8 +286,5 @@ def trailing_stats(matrix: np.ndarray, window: int, lag: int = 1) -> tuple[np.nd
         total = first[:, window:stop] - first[:, : stop - window]
         squares = second[:, window:stop] - second[:, : stop - window]
         del first, second
-        mean[:, j0:] = total / window
-        squares -= total * total / window
-        np.maximum(squares, 0.0, out=squares)
-        sd[:, j0:] = np.sqrt(squares / max(window - 1, 1))
+        mean[:, j0:], sd[:, j0:] = window_stats(total, squares, window)
     return mean, sd

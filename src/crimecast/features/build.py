@@ -21,7 +21,14 @@ import polars as pl
 from crimecast.config import FeatureConfig
 from crimecast.errors import ConfigError, DataError
 from crimecast.executor import SERIAL, Executor
-from crimecast.features.asof import PanelGrid, occurrence_counts, shift_rows
+from crimecast.features.asof import (
+    PanelGrid,
+    Rows,
+    occurrence_counts,
+    row_interval_counts,
+    row_trailing_stats,
+    shift_rows,
+)
 from crimecast.features.blocks import (
     Block,
     fixed_blocks,
@@ -29,10 +36,10 @@ from crimecast.features.blocks import (
     warmup_bins,
 )
 from crimecast.features.calendar import calendar_features, holiday_dates, join_weather
-from crimecast.features.catalog import CATALOG, KDE_MULTIPLES
+from crimecast.features.catalog import CATALOG
 from crimecast.features.context import FeatureContext, incident_events
 from crimecast.features.history import NEAR_KEY, settled_daily_history
-from crimecast.features.labels import topk_label, zscore_label
+from crimecast.features.labels import topk_label, topk_label_at, zscore_label, zscore_label_at
 from crimecast.features.meta import build_meta
 from crimecast.features.timebins import TimeBinning
 from crimecast.features.units import UnitSet
@@ -119,8 +126,6 @@ def panel_inputs(
     days = inputs.panel.n_bins * binning.hours / 24 + 420
     if len(units) * days * 16 <= SHARED_DAILY_BYTES:
         settled_daily_history(whole)
-    for multiple in {1.0, *map(float, KDE_MULTIPLES)}:  # kernels between units
-        whole.kernel(multiple)
     inputs.shared.update(whole.cache)  # plus what the features computed once per panel
     return inputs
 
@@ -148,10 +153,56 @@ def build_block(inputs: PanelInputs, block: Block) -> pl.DataFrame:
         columns[name] = shift_rows(matrices.pop(name), shift)
     counts = occurrence_counts(inputs.events, grid)
     columns.update(_targets(counts, config, inputs.z_window, grid.first_bin))
-    own = PanelGrid(n_units=grid.n_units, first_bin=block.lo, n_bins=block.hi - block.lo + 1)
     for name in list(columns):  # drop the warm-up columns, flatten unit-major
         columns[name] = np.ascontiguousarray(columns[name][:, block.skip:]).ravel()
-    return _assemble(columns, own, inputs.binning, inputs.units, config, inputs.weather, shift)
+    n_bins = block.hi - block.lo + 1
+    unit = np.repeat(np.arange(grid.n_units, dtype=np.int64), n_bins)
+    bin_ = np.tile(np.arange(block.lo, block.hi + 1, dtype=np.int64), grid.n_units)
+    return _assemble(columns, unit, bin_, inputs, shift)
+
+
+def build_rows(inputs: PanelInputs, unit: np.ndarray, bin_: np.ndarray) -> pl.DataFrame:
+    """The panel's rows ``(unit[i], bin_[i])`` only, from per-unit event indexes: the
+    event-indexed engine. Cost grows with the events and the rows asked for, never with
+    units × bins; the values equal the dense panel's (a property test proves it)."""
+    config, panel = inputs.config, inputs.panel
+    unit, bin_ = np.asarray(unit, dtype=np.int64), np.asarray(bin_, dtype=np.int64)
+    shift = config.horizon - 1
+    issue = bin_ - shift
+    span = PanelGrid(n_units=panel.n_units, first_bin=int(issue.min()) if issue.size else 0,
+                     n_bins=int(issue.max() - issue.min()) + 1 if issue.size else 0)
+    context = FeatureContext(events=inputs.events, grid=span, binning=inputs.binning,
+                             units=inputs.units, config=config, clean=inputs.clean,
+                             unit_index=inputs.unit_index, z_window=inputs.z_window,
+                             rows=Rows(unit=unit, row=issue, first_bin=panel.first_bin,
+                                       n_units=panel.n_units))
+    context.cache.update(inputs.shared)
+    columns = declared_matrices(context)
+    share_panel_work(inputs, context)
+    context.cache.clear()
+    early = issue < panel.first_bin  # the dense panel's shift leaves these NaN
+    for values in columns.values():
+        values[early] = np.nan
+    columns.update(_row_targets(inputs, unit, bin_))
+    return _assemble(columns, unit, bin_, inputs, shift)
+
+
+def _row_targets(inputs: PanelInputs, unit: np.ndarray, bin_: np.ndarray
+                 ) -> dict[str, np.ndarray]:
+    config, events = inputs.config, inputs.events
+    rows = Rows(unit=unit, row=bin_, first_bin=inputs.panel.first_bin,
+                n_units=inputs.panel.n_units)
+    e_unit, e_occ = events["_u"].to_numpy(), events["occ"].to_numpy()
+    counts = row_interval_counts(e_unit, e_occ, e_occ, rows)
+    mean, sd = row_trailing_stats(e_unit, e_occ, rows, inputs.z_window, lag=1)
+    z, zscore_hot = zscore_label_at(counts, mean, sd, config.z_threshold, config.z_sd_floor)
+    out = {"target_count": counts, "target_zscore": z}
+    if config.label == "zscore":
+        out["target_hotspot"] = zscore_hot
+    elif config.label == "topk":
+        out["target_hotspot"] = topk_label_at(e_unit, e_occ, unit, bin_,
+                                              inputs.panel.n_units, config.topk_pct)
+    return out
 
 
 def build_features(
@@ -237,23 +288,27 @@ def per_bin_context(
 
 
 def _assemble(
-    columns: dict[str, np.ndarray], grid: PanelGrid, binning: TimeBinning, units: UnitSet,
-    config: FeatureConfig, weather: pl.DataFrame | None, shift: int,
+    columns: dict[str, np.ndarray], unit: np.ndarray, bin_: np.ndarray, inputs: PanelInputs,
+    shift: int,
 ) -> pl.DataFrame:
-    """Build the unit-major frame: keys, per-unit and per-bin context, features, targets."""
-    per_bin = per_bin_context(grid, binning, config, weather, shift)
+    """Build the frame of rows ``(unit, bin_)``: keys, per-unit and per-bin context,
+    features, targets."""
+    units = inputs.units
+    first = int(bin_.min()) if bin_.size else 0
+    span = PanelGrid(n_units=len(units), first_bin=first,
+                     n_bins=int(bin_.max()) - first + 1 if bin_.size else 0)
+    per_bin = per_bin_context(span, inputs.binning, inputs.config, inputs.weather, shift)
+    at = bin_ - first
     data: dict[str, pl.Series] = {
-        UNIT: pl.Series(np.repeat(np.arange(grid.n_units, dtype=np.int64), grid.n_bins)),
-        BIN: pl.Series(np.tile(per_bin[BIN].to_numpy(), grid.n_units)),
-        "unit_id": pl.Series(list(units.ids)).gather(
-            np.repeat(np.arange(grid.n_units), grid.n_bins)),
-        "region": pl.Series(list(units.region)).gather(
-            np.repeat(np.arange(grid.n_units), grid.n_bins)),
-        "population": pl.Series(np.repeat(units.population.astype(np.float32), grid.n_bins)),
+        UNIT: pl.Series(unit),
+        BIN: pl.Series(bin_),
+        "unit_id": pl.Series(list(units.ids)).gather(unit),
+        "region": pl.Series(list(units.region)).gather(unit),
+        "population": pl.Series(units.population.astype(np.float32)[unit]),
     }
     for name in per_bin.columns:
         if name != BIN:
-            data[name] = pl.Series(name, np.tile(per_bin[name].to_numpy(), grid.n_units))
+            data[name] = per_bin[name].gather(at)
     for name in list(columns):
         values = columns.pop(name)
         data[name] = pl.Series(name, values.astype(np.int32) if name == "target_count"

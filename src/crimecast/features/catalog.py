@@ -26,7 +26,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from crimecast.features import history
-from crimecast.features.asof import lag_counts
 from crimecast.features.context import ALL_HISTORY, WEEK_WINDOWS, FeatureContext, Horizon
 from crimecast.features.excitation import sepp_intensity
 
@@ -63,7 +62,7 @@ NONE: Lookback = days(0.0)
 
 def _per_1000(counts: np.ndarray, ctx: FeatureContext) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
-        rate = (counts * (1000.0 / ctx.units.population[:, None])).astype(np.float32)
+        rate = (counts * ctx.per_unit(1000.0 / ctx.units.population)).astype(np.float32)
     rate[~np.isfinite(rate)] = np.nan
     return rate
 
@@ -89,7 +88,7 @@ def _same_slot(c: FeatureContext) -> np.ndarray:
     if c.binning.hours >= 168:
         return c.trailing(4) / 4
     week = c.bins(7)
-    return np.asarray(sum(lag_counts(c.events, c.grid, k * week) for k in range(1, 5))) / 4
+    return np.asarray(sum(c.lag(k * week) for k in range(1, 5))) / 4
 
 
 def _same_season_last_year(c: FeatureContext) -> np.ndarray:
@@ -97,9 +96,9 @@ def _same_season_last_year(c: FeatureContext) -> np.ndarray:
     return c.trailing(c.bins(7 * 54)) - c.trailing(c.bins(7 * 50))
 
 
-def _weeks_lookback(window: str) -> Lookback:
+def _weeks_lookback(window: str, snapshot_days: int = 0) -> Lookback:
     n = WEEK_WINDOWS[window]
-    return days(ALL_HISTORY if n is None else 7 * n)
+    return days(ALL_HISTORY if n is None else 7 * n + snapshot_days)
 
 
 def _window_text(window: str) -> str:
@@ -117,21 +116,28 @@ KDE_WINDOWS = ("4w", "13w", "52w", "all")
 KDE_MULTIPLES = (1, 2, 4)
 
 
+def _snapshot_days(window: str) -> int:
+    """Days between KDE snapshots: daily for the 4-week window, weekly for longer ones (a
+    week moves a 13-week or longer window by little; see crimecast.features.kde)."""
+    return 1 if window == "4w" else 7
+
+
 def kde(window: str, multiple: int) -> Feature:
     """A kernel-smoothed prior count (and naive forecaster) at ``multiple`` × the bandwidth."""
     return Feature(f"kde_{window}_{multiple}x", "long_memory",
-                   f"Gaussian-kernel smoothed prior counts over the trailing "
-                   f"{_window_text(window)}, bandwidth {multiple} x the base bandwidth",
-                   _window_text(window), _weeks_lookback(window),
-                   lambda c: c.smooth(c.weeks(window), multiple))
+                   f"Gaussian-kernel smoothed prior counts over the {_window_text(window)} "
+                   f"before the issue {'day' if _snapshot_days(window) == 1 else 'week'}'s "
+                   f"start, bandwidth {multiple} x the base bandwidth",
+                   _window_text(window), _weeks_lookback(window, _snapshot_days(window)),
+                   lambda c: c.kde(c.window_bins(window), multiple, _snapshot_days(window)))
 
 
 def _history_weeks(c: FeatureContext) -> np.ndarray:
     """Weeks between the first event known by the issue time and the issue time."""
-    first_known = int(c.events["avail"].min()) if c.events.height else c.grid.last_bin + 1  # type: ignore[arg-type]
-    rows = np.arange(c.grid.first_bin, c.grid.last_bin + 1)
+    rows = c.issue_rows()
+    first_known = int(c.events["avail"].min()) if c.events.height else int(rows.max()) + 1  # type: ignore[arg-type]
     weeks = np.clip(rows - first_known, 0, None) * c.binning.hours / 168
-    return np.broadcast_to(weeks.astype(np.float32), (c.grid.n_units, c.grid.n_bins))
+    return c.per_row(weeks.astype(np.float32))
 
 
 CATALOG: tuple[Feature, ...] = (
@@ -184,12 +190,11 @@ CATALOG: tuple[Feature, ...] = (
             lambda c: c.trailing(6)),
     Feature("rate_same_bin_yesterday", "lags",
             "rate in the same bin 24 hours earlier (bins shorter than a day)", "1 bin",
-            bins(1, 1), _below(24, lambda c: _per_1000(lag_counts(c.events, c.grid, c.bins(1)),
-                                                       c)),
+            bins(1, 1), _below(24, lambda c: _per_1000(c.lag(c.bins(1)), c)),
             "crime_rate_yesterday_same_hour"),
     Feature("count_same_bin_last_week", "lags",
             "events in the same bin 7 days earlier (bins shorter than a week)", "1 bin",
-            bins(1, 7), _below(168, lambda c: lag_counts(c.events, c.grid, c.bins(7)))),
+            bins(1, 7), _below(168, lambda c: c.lag(c.bins(7)))),
     Feature("was_hotspot_last_bin", "lags",
             "1 if the last bin's known count reached the z-score hotspot threshold of the "
             "unit's settled history", "1 bin",
@@ -205,16 +210,17 @@ CATALOG: tuple[Feature, ...] = (
             history.was_hotspot_last_year_same_day, "was_hotspot_last_year_same_day"),
     Feature("neighbour_count_last_day", "spatial",
             "events in adjacent units over the trailing 24 hours", "1 day", days(1),
-            lambda c: np.asarray(c.units.adjacency @ c.trailing(c.bins(1)))),
+            lambda c: c.neighbours(c.bins(1))),
     Feature("neighbour_count_4w", "spatial", "events in adjacent units over the trailing "
             "4 weeks", "4 weeks", days(28),
-            lambda c: np.asarray(c.units.adjacency @ c.weeks("4w"))),
+            lambda c: c.neighbours(c.window_bins("4w"))),
     Feature("neighbour_count_52w", "spatial", "events in adjacent units over the trailing "
             "52 weeks", "52 weeks", days(364),
-            lambda c: np.asarray(c.units.adjacency @ c.weeks("52w"))),
+            lambda c: c.neighbours(c.window_bins("52w"))),
     Feature("kde_intensity_7d", "spatial",
-            "Gaussian-kernel smoothed trailing 7-day counts of nearby units", "7 days", days(7),
-            lambda c: c.smooth(c.trailing(c.bins(7)))),
+            "Gaussian-kernel smoothed counts of nearby units over the 7 days before the "
+            "issue day's start (00:00)", "7 days", days(8),
+            lambda c: c.kde(c.bins(7), 1.0, every_days=1)),
     Feature("near_repeat_48h_400m", "spatial",
             "events in the last 48 hours within 400 m of the unit", "48 hours",
             lambda h: h.near_repeat_hours / 24, history.near_repeat),

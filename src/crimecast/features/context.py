@@ -18,10 +18,18 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import scipy.sparse as sp
 
 from crimecast.config import FeatureConfig
-from crimecast.features.asof import PanelGrid, event_table, window_counts
+from crimecast.features.asof import (
+    PanelGrid,
+    Rows,
+    Target,
+    event_table,
+    interval_counts,
+    lag_counts,
+    window_counts,
+)
+from crimecast.features.kde import smooth_snapshots, snapshot_counts, snapshot_of
 from crimecast.features.timebins import STEPS_HOURS, TimeBinning
 from crimecast.features.units import UnitSet
 
@@ -65,7 +73,12 @@ def incident_events(clean: pl.DataFrame, units: UnitSet, config: FeatureConfig
 
 @dataclass
 class FeatureContext:
-    """Inputs and shared intermediate results of the declared feature computations."""
+    """Inputs and shared intermediate results of the declared feature computations.
+
+    ``grid`` is the dense block the values are computed on (``(units, bins)``
+    matrices); with ``rows`` set, the event-indexed engine computes the same values
+    only at those rows (vectors, one value per row) and ``grid`` merely spans them.
+    """
 
     events: pl.DataFrame  # crimecast.features.asof.event_table
     grid: PanelGrid
@@ -76,30 +89,106 @@ class FeatureContext:
     unit_index: np.ndarray
     z_window: int
     cache: dict[Any, Any] = field(default_factory=dict)
+    rows: Rows | None = None
+
+    @property
+    def target(self) -> Target:
+        """Where values are computed: the requested rows, else the dense grid."""
+        return self.rows if self.rows is not None else self.grid
 
     def bins(self, days: float) -> int:
         """Number of bins in ``days`` days (at least one)."""
         return max(1, self.binning.bins_for(dt.timedelta(days=days)))
 
+    def count(self, units: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+              weights: np.ndarray | None = None) -> np.ndarray:
+        """Per-event row intervals counted at the target (:func:`interval_counts`)."""
+        return interval_counts(units, lo, hi, self.target, weights)
+
+    def _subset(self, category: str | None) -> pl.DataFrame:
+        return self.events if category is None else self.events.filter(
+            pl.col("category") == category)
+
     def trailing(self, bins: int, category: str | None = None) -> np.ndarray:
         """Events known at each issue row that occurred in the ``bins`` bins before it."""
         key = ("trailing", bins, category)
         if key not in self.cache:
-            events = self.events if category is None else self.events.filter(
-                pl.col("category") == category)
-            self.cache[key] = window_counts(events, self.grid, bins)
+            self.cache[key] = window_counts(self._subset(category), self.target, bins)
         matrix: np.ndarray = self.cache[key]
         return matrix
 
+    def lag(self, bins: int) -> np.ndarray:
+        """Events known at each issue row that occurred exactly ``bins`` bins before it."""
+        key = ("lag", bins)
+        if key not in self.cache:
+            self.cache[key] = lag_counts(self.events, self.target, bins)
+        matrix: np.ndarray = self.cache[key]
+        return matrix
+
+    def neighbours(self, bins: int) -> np.ndarray:
+        """Events known at each issue row in the adjacent units over the trailing ``bins``."""
+        if self.rows is None:
+            return np.asarray(self.units.adjacency @ self.trailing(bins))
+        # Each event counts once for every unit it neighbours (0/1 adjacency).
+        by_unit = self.units.adjacency.T.tocsr()
+        units = self.events["_u"].to_numpy()
+        repeat = np.diff(by_unit.indptr)[units]
+        starts = by_unit.indptr[units]
+        offsets = np.arange(repeat.sum()) - np.repeat(np.cumsum(repeat) - repeat, repeat)
+        near = by_unit.indices[np.repeat(starts, repeat) + offsets]
+        occ = np.repeat(self.events["occ"].to_numpy(), repeat)
+        avail = np.repeat(self.events["avail"].to_numpy(), repeat)
+        return self.count(near.astype(np.int64), avail, occ + bins)
+
+    def issue_rows(self) -> np.ndarray:
+        """The issue row (bin index) of each column (dense) or requested row."""
+        if self.rows is not None:
+            return self.rows.row
+        return np.arange(self.grid.first_bin, self.grid.last_bin + 1, dtype=np.int64)
+
+    def per_row(self, values: np.ndarray) -> np.ndarray:
+        """Values computed on :meth:`issue_rows`, shaped like every feature."""
+        if self.rows is not None:
+            return values
+        return np.broadcast_to(values, (self.grid.n_units, values.size))
+
+    def per_unit(self, values: np.ndarray) -> np.ndarray:
+        """A value per unit, shaped to multiply a feature."""
+        if self.rows is not None:
+            return values[self.rows.unit]
+        return values[:, None]
+
     def history_bins(self) -> int:
-        """A window that covers every event before the panel's last row (all history)."""
-        first = int(self.events["occ"].min()) if self.events.height else self.grid.first_bin  # type: ignore[arg-type]
-        return max(1, self.grid.last_bin - min(first, self.grid.first_bin) + 1)
+        """A window that covers every event before the target's last row (all history)."""
+        rows = self.issue_rows()
+        last = int(rows.max()) if rows.size else self.grid.last_bin
+        first = int(self.events["occ"].min()) if self.events.height else last  # type: ignore[arg-type]
+        low = int(rows.min()) if rows.size else last
+        return max(1, last - min(first, low) + 1)
+
+    def window_bins(self, window: str) -> int:
+        """Bins of a named :data:`WEEK_WINDOWS` window (``all``: all history)."""
+        n = WEEK_WINDOWS[window]
+        return self.history_bins() if n is None else self.bins(7 * n)
 
     def weeks(self, window: str, category: str | None = None) -> np.ndarray:
         """Prior counts over a named window of :data:`WEEK_WINDOWS` (``all``: all history)."""
-        n = WEEK_WINDOWS[window]
-        return self.trailing(self.history_bins() if n is None else self.bins(7 * n), category)
+        return self.trailing(self.window_bins(window), category)
+
+    def citywide(self, bins: int) -> np.ndarray:
+        """Events known at each issue row over the trailing ``bins`` in the whole study area
+        (one value per :meth:`issue_rows`)."""
+        key = ("citywide", bins)
+        if key not in self.cache:
+            rows = self.issue_rows()
+            occ, avail = self.events["occ"].to_numpy(), self.events["avail"].to_numpy()
+            everywhere = Rows(unit=np.zeros(rows.size, np.int64), row=rows,
+                              first_bin=int(rows.min()) if rows.size else 0, n_units=1)
+            counts = interval_counts(np.zeros(occ.size, np.int64), avail, occ + bins,
+                                     everywhere)
+            self.cache[key] = counts
+        matrix: np.ndarray = self.cache[key]
+        return matrix
 
     def base_bandwidth(self) -> float:
         """The KDE bandwidth in metres: configured, else 2 cells or the median neighbour gap."""
@@ -114,17 +203,42 @@ class FeatureContext:
         np.fill_diagonal(dist, np.inf)
         return float(np.median(dist.min(axis=1)))
 
-    def kernel(self, multiple: float = 1.0) -> sp.csr_matrix:
-        """Row-normalised Gaussian kernel between units at ``multiple`` × the base bandwidth."""
-        key = ("kernel", multiple)
-        if key not in self.cache:
-            self.cache[key] = self.units.kernel_weights(self.base_bandwidth() * multiple)
-        kernel: sp.csr_matrix = self.cache[key]
-        return kernel
+    def snapshot_every(self, days: int) -> int:
+        """Bins between snapshots taken every ``days`` days (1 or 7; at least one bin)."""
+        return max(1, days * 24 // self.binning.hours)
 
-    def smooth(self, matrix: np.ndarray, multiple: float = 1.0) -> np.ndarray:
-        """Kernel-smoothed ``matrix`` (each unit: weighted mean of nearby units)."""
-        return np.asarray(self.kernel(multiple) @ matrix)
+    def kde(self, bins: int, multiple: float = 1.0, every_days: int = 7) -> np.ndarray:
+        """Kernel-smoothed trailing-``bins`` counts from the snapshot at the start of each
+        issue row's week (or day), see :mod:`crimecast.features.kde`."""
+        key = ("kde", bins, multiple, every_days)
+        if key not in self.cache:
+            matrix, _ = self._snapshots(bins, multiple, every_days)
+            self.cache[key] = matrix
+        out: np.ndarray = self.cache[key]
+        return out
+
+    def kde_total(self, bins: int, multiple: float = 1.0, every_days: int = 7) -> np.ndarray:
+        """The sum over every unit of :meth:`kde` at each row's snapshot."""
+        key = ("kde_total", bins, multiple, every_days)
+        if key not in self.cache:
+            _, total = self._snapshots(bins, multiple, every_days)
+            self.cache[key] = total
+        out: np.ndarray = self.cache[key]
+        return out
+
+    def _snapshots(self, bins: int, multiple: float, every_days: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        every = self.snapshot_every(every_days)
+        snap = snapshot_of(self.issue_rows(), every)
+        points, index = np.unique(snap, return_inverse=True)
+        occ, avail = self.events["occ"].to_numpy(), self.events["avail"].to_numpy()
+        counts = snapshot_counts(self.events["_u"].to_numpy(), avail, occ + bins, points,
+                                 len(self.units))
+        smooth = smooth_snapshots(counts, self.units, self.base_bandwidth() * multiple)
+        total = smooth.sum(axis=0, dtype=np.float64)[index]
+        if self.rows is not None:
+            return smooth[self.rows.unit, index], total
+        return smooth[:, index], self.per_row(total)
 
     def shared(self, key: str, make: Any) -> Any:
         """Compute ``make()`` once per build under ``key`` (for features built together)."""

@@ -15,7 +15,15 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from crimecast.features.asof import PanelGrid, event_table, occurrence_counts, trailing_stats
+from crimecast.features.asof import (
+    PanelGrid,
+    Rows,
+    event_table,
+    occurrence_counts,
+    row_interval_counts,
+    row_trailing_stats,
+    trailing_stats,
+)
 from crimecast.features.timebins import TimeBinning
 
 LAST_YEAR_DAYS = 364  # 52 weeks: the same weekday one year earlier
@@ -78,3 +86,49 @@ def daily_history(
     hot[np.isnan(mean)] = np.nan
     return DailyHistory(first_day=start, threshold=mean + z_threshold * floored,
                         hotspot=hot, settle_days=settle_days)
+
+
+@dataclass(frozen=True)
+class DailyRows:
+    """:class:`DailyHistory` read at requested rows (unit, issue day) from the daily event
+    table, without a (units × days) matrix: the same thresholds and labels, computed
+    from window sums of the settled daily counts (:func:`row_trailing_stats`)."""
+
+    events: pl.DataFrame  # event_table on daily bins
+    unit: np.ndarray
+    day: np.ndarray  # issue day index (1d bins)
+    n_units: int
+    settle_days: int
+    window_days: int
+    z_threshold: float
+    sd_floor: float
+
+    def _settled(self) -> tuple[np.ndarray, np.ndarray]:
+        known = self.events.filter(pl.col("avail") - pl.col("occ") <= 1 + self.settle_days)
+        return known["_u"].to_numpy(), known["occ"].to_numpy()
+
+    def _rows(self, day: np.ndarray) -> Rows:
+        # The dense history starts this far before the first issue day: windows are full.
+        first = int(self.day.min()) - (LAST_YEAR_DAYS + self.window_days + self.settle_days + 2)
+        return Rows(unit=self.unit, row=day, first_bin=first, n_units=self.n_units)
+
+    def _floored(self, day: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        units, occ = self._settled()
+        mean, sd = row_trailing_stats(units, occ, self._rows(day), self.window_days, lag=1)
+        return mean, np.maximum(sd, self.sd_floor)
+
+    def yesterday_threshold(self) -> np.ndarray:
+        """Threshold for judging the day before each issue day, settled."""
+        mean, floored = self._floored(self.day - self.settle_days)
+        return mean + self.z_threshold * floored
+
+    def last_year_hotspot(self) -> np.ndarray:
+        """Daily hotspot label of the same weekday 52 weeks before each issue day."""
+        day = self.day - LAST_YEAR_DAYS
+        mean, floored = self._floored(day)
+        units, occ = self._settled()
+        settled = row_interval_counts(units, occ, occ, self._rows(day))
+        hot = (((settled - mean) / floored >= self.z_threshold) & (settled >= 1)).astype(
+            np.float32)
+        hot[np.isnan(mean)] = np.nan
+        return hot

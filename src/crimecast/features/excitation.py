@@ -33,11 +33,11 @@ import shapely
 from crimecast.config import FeatureConfig
 from crimecast.data.geo import to_projected
 from crimecast.features.context import FeatureContext, incident_events
+from crimecast.features.decay import decayed_at
 from crimecast.features.sepp import (
     DEFAULT_PARAMS,
     SeppFit,
     SeppParams,
-    decayed_counts,
     expected_counts,
     fit_sepp,
     trigger_weights,
@@ -70,8 +70,7 @@ def sepp_intensity(c: FeatureContext) -> np.ndarray:
     """Expected events per (unit, bin) under the SEPP, at issue rows (see module doc)."""
     params = params_of(c.config)
     bin_days = c.binning.hours / 24
-    rows = np.arange(c.grid.first_bin, c.grid.last_bin + 1, dtype=np.int64)
-    row_start = rows * bin_days
+    rows = c.issue_rows()
     areas = unit_areas_m2(c.units)
     def weights() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         x, y = _event_xy(c.events, c.units)
@@ -80,26 +79,33 @@ def sepp_intensity(c: FeatureContext) -> np.ndarray:
 
     # Per event and unit, whatever the time block: computed once per panel.
     e_idx, u_idx, weight = c.shared(f"sepp_weights_{params.sigma_m!r}", weights)
-    avail = c.events["avail"].to_numpy()[e_idx] - c.grid.first_bin
-    decayed = decayed_counts(u_idx, c.events["t_days"].to_numpy()[e_idx], avail, weight,
-                             row_start, params.omega_per_day, c.grid.n_units)
-    long = c.smooth(c.weeks(f"{BACKGROUND_WEEKS}w"))
-    total = long.sum(axis=0, keepdims=True)
-    uniform = (areas / areas.sum())[:, None]
+    if c.rows is not None:
+        q_unit, q_row = c.rows.unit, rows
+    else:
+        q_unit = np.repeat(np.arange(c.grid.n_units, dtype=np.int64), rows.size)
+        q_row = np.tile(rows, c.grid.n_units)
+    decayed = decayed_at(u_idx, c.events["t_days"].to_numpy()[e_idx],
+                         c.events["avail"].to_numpy()[e_idx], weight, bin_days,
+                         params.omega_per_day, q_unit, q_row)
+    if c.rows is None:
+        decayed = decayed.reshape(c.grid.n_units, rows.size)
+    window = c.bins(7 * BACKGROUND_WEEKS)
+    long, total = c.kde(window), c.kde_total(window)
+    uniform = c.per_unit(areas / areas.sum())
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(total > 0, long / total, uniform)
     if params.background_per_day > 0:
-        rate = np.full(c.grid.n_bins, params.background_per_day)
+        rate = np.full(rows.size, params.background_per_day)
     else:
-        first_known = int(c.events["avail"].min()) if c.events.height else rows[-1] + 1  # type: ignore[arg-type]
+        first_known = int(c.events["avail"].min()) if c.events.height else int(rows.max()) + 1  # type: ignore[arg-type]
         known_days = np.clip((rows - first_known) * bin_days, 0, 7 * BACKGROUND_WEEKS)
-        counted = c.weeks(f"{BACKGROUND_WEEKS}w").sum(axis=0)
+        counted = c.citywide(window)
         with np.errstate(divide="ignore", invalid="ignore"):
             rate = np.where(known_days > 0, (1 - params.theta) * counted / known_days, 0.0)
     # As every as-of feature, the value at the issue time: the expected count of the bin that
     # starts then. Bins further ahead (horizon > 1, or later bins of a served window) reuse
     # it, so a window's bins share their as-of features.
-    return expected_counts(share * rate[None, :], decayed, params, bin_days)
+    return expected_counts(share * c.per_row(rate), decayed, params, bin_days)
 
 
 def fit_panel_sepp(

@@ -17,12 +17,15 @@ import polars as pl
 
 from crimecast.features.asof import (
     day_window_counts,
+    event_table,
     occurrence_counts,
+    row_trailing_stats,
     trailing_stats,
     window_counts,
 )
 from crimecast.features.context import FeatureContext
-from crimecast.features.daily import DailyHistory, daily_history
+from crimecast.features.daily import DailyHistory, DailyRows, daily_history
+from crimecast.features.timebins import TimeBinning
 
 DAILY_WINDOW = 28
 
@@ -44,8 +47,13 @@ def bin_days(c: FeatureContext) -> np.ndarray:
 def was_hotspot_last_bin(c: FeatureContext) -> np.ndarray:
     """The last bin's known count against mean + z·sd of the unit's settled earlier bins."""
     settle = c.binning.bins_for(dt.timedelta(days=c.config.settle_days))
-    settled = occurrence_counts(c.events, c.grid, max_delay=1 + settle)
-    mean, sd = trailing_stats(settled, c.z_window, lag=1 + settle)
+    if c.rows is None:
+        settled = occurrence_counts(c.events, c.grid, max_delay=1 + settle)
+        mean, sd = trailing_stats(settled, c.z_window, lag=1 + settle)
+    else:
+        known = c.events.filter(pl.col("avail") - pl.col("occ") <= 1 + settle)
+        mean, sd = row_trailing_stats(known["_u"].to_numpy(), known["occ"].to_numpy(), c.rows,
+                                      c.z_window, lag=1 + settle)
     threshold = mean + c.config.z_threshold * np.maximum(sd, c.config.z_sd_floor)
     return _flag(c.trailing(1), threshold)
 
@@ -71,13 +79,34 @@ def settled_daily_history(c: FeatureContext) -> DailyHistory:
 
 def was_daily_hotspot_yesterday(c: FeatureContext) -> np.ndarray:
     """Yesterday's known count against the settled daily threshold."""
-    yesterday = day_window_counts(c.events, c.grid, c.binning)
-    return _flag(yesterday, settled_daily_history(c).yesterday_threshold(bin_days(c)))
+    yesterday = day_window_counts(c.events, c.target, c.binning)
+    if c.rows is None:
+        return _flag(yesterday, settled_daily_history(c).yesterday_threshold(bin_days(c)))
+    return _flag(yesterday, daily_rows(c).yesterday_threshold())
 
 
 def was_hotspot_last_year_same_day(c: FeatureContext) -> np.ndarray:
     """The settled daily label of the same weekday 52 weeks before the issue day."""
-    return settled_daily_history(c).last_year_hotspot(bin_days(c))
+    if c.rows is None:
+        return settled_daily_history(c).last_year_hotspot(bin_days(c))
+    return daily_rows(c).last_year_hotspot()
+
+
+def daily_rows(c: FeatureContext) -> DailyRows:
+    """The settled daily history read at ``c.rows`` (the event-indexed engine)."""
+    assert c.rows is not None
+    rows = c.rows
+
+    def make() -> DailyRows:
+        offset = c.binning.origin.hour  # bin starts are origin + row * hours
+        day = (rows.row * c.binning.hours + offset) // 24
+        return DailyRows(events=event_table(c.clean, c.unit_index, TimeBinning("1d"),
+                                            c.config.delay_aware),
+                         unit=rows.unit, day=day, n_units=rows.n_units,
+                         settle_days=c.config.settle_days, window_days=DAILY_WINDOW,
+                         z_threshold=c.config.z_threshold, sd_floor=c.config.z_sd_floor)
+    history: DailyRows = c.shared("daily_rows", make)
+    return history
 
 
 def near_repeat(c: FeatureContext) -> np.ndarray:
@@ -86,4 +115,4 @@ def near_repeat(c: FeatureContext) -> np.ndarray:
     event_idx, unit_idx = c.shared(NEAR_KEY, lambda: c.units.within(
         lat, lon, c.config.near_repeat_radius_m))
     near = c.events[event_idx].with_columns(_u=pl.Series(unit_idx, dtype=pl.Int64))
-    return window_counts(near, c.grid, c.bins(c.config.near_repeat_hours / 24))
+    return window_counts(near, c.target, c.bins(c.config.near_repeat_hours / 24))

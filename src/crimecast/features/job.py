@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from crimecast.features.build import (
     feature_blocks,
     panel_inputs,
 )
+from crimecast.features.design import build_design, design_rows
 from crimecast.features.meta import build_meta
 from crimecast.features.units import UnitSet, build_units
 
@@ -103,9 +104,15 @@ def run_features(
 
 def stream_features(
     paths: Sequence[str], schema: str, cleaning: CleaningConfig, config: FeatureConfig,
-    out_dir: Path, encoding: str = "utf-8", executor: Executor | None = None,
+    out_dir: Path, encoding: str = "utf-8", executor: Executor | None = None, seed: int = 0,
 ) -> dict[str, Any]:
     """Clean, build and write the panel block by block: memory is one block per worker.
+
+    With ``config.rows`` ``sampled`` (or ``auto`` and a panel of more than
+    ``config.whole_panel_rows`` rows) it writes the training design instead
+    (:mod:`crimecast.features.design`: every row with an event plus a weighted sample
+    of the empty rows, with a ``_weight`` column, drawn with ``seed``), never building
+    the panel; ``features_meta.json`` then describes the design under ``design``.
 
     One block: ``features.parquet`` as :func:`write_features` writes it. Several:
     ``features.parquet/part-NNNNN.parquet``, one file per time block (rows unit-major
@@ -117,17 +124,26 @@ def stream_features(
     units = build_units_for(cleaned.clean, cleaned, config)
     inputs = panel_inputs(cleaned.clean, units, config, weather_for(cleaned.clean, config))
     runner = executor or SERIAL
-    blocks = feature_blocks(inputs, config.block_memory_mb, runner)
+    panel_rows = inputs.panel.n_units * inputs.panel.n_bins
+    sampled = config.rows == "sampled" or (config.rows == "auto"
+                                           and panel_rows > config.whole_panel_rows)
+    design = design_rows(inputs, config.design_rows, seed) if sampled else None
+    blocks = [] if design else feature_blocks(inputs, config.block_memory_mb, runner)
+    rounds: Iterator[Sequence[pl.DataFrame]]
+    if design is not None:
+        rounds = iter([build_design(inputs, design, runner)])
+    else:
+        rounds = (runner.map(build_block, blocks[start:start + runner.workers], shared=inputs)
+                  for start in range(0, len(blocks), runner.workers))  # one round in memory
     target = out_dir / "features.parquet"
     if target.is_dir():
         shutil.rmtree(target)  # parts of an earlier build must not mix with these
-    elif len(blocks) > 1:
+    else:
         target.unlink(missing_ok=True)
-    rows = labelled = positives = 0
+    rows = labelled = positives = parts = 0
     meta: dict[str, Any] = {}
-    for start in range(0, len(blocks), runner.workers):  # one round of blocks in memory
-        for i, frame in enumerate(runner.map(build_block, blocks[start:start + runner.workers],
-                                             shared=inputs), start=start):
+    for frames in rounds:
+        for frame in frames:
             if not meta:
                 meta = build_meta(frame, config, units, inputs.panel, inputs.binning,
                                   inputs.events.height, cleaned.clean.height,
@@ -137,14 +153,27 @@ def stream_features(
             if "target_hotspot" in frame.columns:
                 label = frame["target_hotspot"].drop_nulls()
                 labelled, positives = labelled + label.len(), positives + int(label.sum())
-            part = target if len(blocks) == 1 else target / f"part-{i:05d}.parquet"
-            write_parquet(frame.drop("_u", "_b"), part)
-    meta["panel"].update(rows=rows, blocks=len(blocks))
+            write_parquet(frame.drop("_u", "_b"), target / f"part-{parts:05d}.parquet")
+            parts += 1
+    _single_file(target, parts)
+    meta["panel"].update(rows=rows, blocks=len(blocks) or parts)
+    if design is not None:
+        meta["design"] = design.describe()
     meta["label"].update(rows_labelled=labelled,
                          positive_rate=positives / labelled if labelled else None)
     meta["build_seconds"] = round(time.perf_counter() - began, 3)
     write_json(meta, out_dir / "features_meta.json")
     return meta
+
+
+def _single_file(target: Path, parts: int) -> None:
+    """One part becomes ``features.parquet`` itself (as :func:`write_features` writes it)."""
+    if parts == 1:
+        only = target / "part-00000.parquet"
+        moved = target.with_name(target.name + ".tmp-single")
+        only.replace(moved)
+        target.rmdir()
+        moved.replace(target)
 
 
 def write_features(features: FeatureSet, out_dir: Path) -> dict[str, Path]:

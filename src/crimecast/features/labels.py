@@ -50,6 +50,11 @@ def tie_break(n_units: int, first_bin: int, n_bins: int) -> np.ndarray:
     """
     units = np.arange(n_units, dtype=np.int64)[:, None]
     bins = np.arange(first_bin, first_bin + n_bins, dtype=np.int64)[None, :]
+    return mix(units, bins)
+
+
+def mix(units: np.ndarray, bins: np.ndarray) -> np.ndarray:
+    """The 32-bit tie-break hash of (unit index, bin index) arrays (broadcast)."""
     x = (units * 0x9E3779B1 + bins * 0x85EBCA77) & _MASK
     for _ in range(2):
         x ^= x >> 16
@@ -66,3 +71,31 @@ def topk_label(counts: np.ndarray, pct: float, first_bin: int) -> np.ndarray:
     rank = np.empty_like(order)
     np.put_along_axis(rank, order, np.arange(n_units)[:, None].repeat(n_bins, axis=1), axis=0)
     return ((rank < k) & (counts >= 1)).astype(np.float32)
+
+
+def zscore_label_at(counts: np.ndarray, mean: np.ndarray, sd: np.ndarray, threshold: float,
+                    sd_floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`zscore_label` from the window's mean and sd (the event-indexed engine)."""
+    z = (counts - mean) / np.maximum(sd, sd_floor)
+    hot = ((z >= threshold) & (counts >= 1)).astype(np.float32)
+    hot[np.isnan(mean)] = np.nan
+    return z.astype(np.float32), hot
+
+
+def topk_label_at(event_unit: np.ndarray, event_bin: np.ndarray, unit: np.ndarray,
+                  bin_: np.ndarray, n_units: int, pct: float) -> np.ndarray:
+    """:func:`topk_label` at requested (unit, bin) rows, from the events alone: only units
+    with an event can be in a bin's top k, so each bin ranks just those (by count, then
+    the same tie-break hash; equal keys keep the lower unit first, as the stable sort)."""
+    k = max(1, math.ceil(n_units * pct / 100))
+    cell, count = np.unique(np.asarray(event_bin, np.int64) * n_units + event_unit,
+                            return_counts=True)
+    c_bin, c_unit = cell // n_units, cell % n_units
+    key = count.astype(np.int64) * HASH_MODULUS + mix(c_unit, c_bin)
+    order = np.lexsort((c_unit, -key, c_bin))
+    sorted_bin = c_bin[order]
+    starts = np.searchsorted(sorted_bin, sorted_bin, side="left")
+    rank = np.empty(cell.size, dtype=np.int64)
+    rank[order] = np.arange(cell.size) - starts
+    top = cell[rank < k]
+    return np.isin(np.asarray(bin_, np.int64) * n_units + unit, top).astype(np.float32)

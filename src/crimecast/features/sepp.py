@@ -425,7 +425,7 @@ def expected_counts(
     """
     bg = np.asarray(background, dtype=np.float64)
     dec = np.asarray(decayed, dtype=np.float64)
-    if bg.shape != dec.shape or bg.ndim != 2:
+    if bg.shape != dec.shape:
         raise ModelError(
             f"background and decayed must be (n_units, n_rows) matrices of one shape; got "
             f"{bg.shape} and {dec.shape}. Evaluate both on the same panel."

@@ -24,7 +24,8 @@ import logging
 import numpy as np
 import polars as pl
 
-WEIGHT = "_weight"
+from crimecast.features.design import WEIGHT
+
 COUNT = "target_count"
 
 logger = logging.getLogger(__name__)
@@ -36,8 +37,9 @@ def sample_training_rows(rows: pl.DataFrame, max_rows: int, seed: int) -> pl.Dat
     At least as many empty rows as event rows are kept, so the model always sees
     both; row order (by bin) is preserved.
     """
+    given = WEIGHT in rows.columns  # a training design (features --rows sampled) is weighted
     if rows.height <= max_rows:
-        return rows.with_columns(pl.lit(1.0, dtype=pl.Float64).alias(WEIGHT))
+        return rows if given else rows.with_columns(pl.lit(1.0, dtype=pl.Float64).alias(WEIGHT))
     has_event = (rows[COUNT] > 0).to_numpy()
     events, empty = int(has_event.sum()), int((~has_event).sum())
     keep_empty = min(empty, max(max_rows - events, events, 1))
@@ -47,6 +49,8 @@ def sample_training_rows(rows: pl.DataFrame, max_rows: int, seed: int) -> pl.Dat
     picked = np.random.default_rng(seed).choice(empty_rows, size=keep_empty, replace=False)
     chosen[picked] = True
     weight = np.where(has_event, 1.0, empty / keep_empty)
+    if given:
+        weight = weight * rows[WEIGHT].to_numpy()
     sampled = rows.with_columns(pl.Series(WEIGHT, weight)).filter(pl.Series(chosen))
     logger.info("training on %d of %d rows: all %d with events and %d of %d empty ones "
                 "(weight %.2f each)", sampled.height, rows.height, events, keep_empty, empty,

@@ -1,0 +1,71 @@
+"""The training design: every row with an event plus a weighted sample of the empty rows,
+built by the event-indexed engine without the panel (issue #12)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+
+from crimecast.config import FeatureConfig
+from crimecast.features.build import build_features, panel_inputs
+from crimecast.features.design import WEIGHT, build_design, design_rows
+from tests.features.test_leakage import SPAN_HOURS, START, UNITS, make_events
+
+END = START + dt.timedelta(hours=SPAN_HOURS)
+CONFIG = FeatureConfig(time_bin="1h", label="topk", weather="none")
+
+
+def _events() -> pl.DataFrame:
+    rng = np.random.default_rng(5)
+    rows = [(float(h), float(x), float(y), int(d), str(c)) for h, x, y, d, c in zip(
+        rng.uniform(0, SPAN_HOURS - 0.01, 400), rng.normal(0, 0.6, 400).clip(-1.9, 1.9),
+        rng.normal(0, 0.6, 400).clip(-1.9, 1.9), rng.choice([0, 0, 1, 3], 400),
+        rng.choice(["violent", "property", "other"], 400), strict=True)]
+    return make_events(rows)
+
+
+def test_the_design_is_the_panel_at_its_rows_with_horvitz_thompson_weights() -> None:
+    events = _events()
+    panel = build_features(events, UNITS, CONFIG, start=START, end=END).frame
+    inputs = panel_inputs(events, UNITS, CONFIG, start=START, end=END)
+    design = design_rows(inputs, max_rows=4000, seed=3)
+    frame = pl.concat(build_design(inputs, design, chunk_rows=1500))
+    keyed = panel.join(frame.select("_u", "_b", WEIGHT), on=["_u", "_b"], how="inner")
+    # Every event row is in, each once; rows sorted by bin then unit.
+    has_event = panel.filter(pl.col("target_count") > 0)
+    assert frame.filter(pl.col("target_count") > 0).height == has_event.height
+    assert frame.select("_b", "_u").equals(frame.select("_b", "_u").sort("_b", "_u"))
+    # The same features and labels as the dense panel at those rows.
+    assert frame.drop(WEIGHT).sort("_u", "_b").equals(keyed.drop(WEIGHT).sort("_u", "_b"))
+    empty = panel.height - has_event.height
+    assert design.sampled_empty == 4000 - has_event.height
+    weight = frame[WEIGHT].to_numpy()
+    assert set(np.round(weight, 9)) == {1.0, round(empty / design.sampled_empty, 9)}
+    # Weighted sums: exact for the row count and for sums that are zero on empty rows.
+    assert weight.sum() == np.float64(panel.height) or abs(weight.sum() - panel.height) < 1e-6
+    for column in ("target_count", "target_hotspot"):
+        assert (frame[column].fill_null(0).to_numpy() * weight).sum() == \
+            panel[column].fill_null(0).sum()
+    # And close for a feature's mean over the whole panel (an unbiased estimate).
+    for column in ("prior_counts_4w", "kde_4w_1x", "neighbour_count_4w"):
+        full = panel[column].fill_null(0).mean()
+        estimate = (frame[column].fill_null(0).to_numpy() * weight).sum() / weight.sum()
+        assert abs(estimate - full) <= 0.05 * full, (column, estimate, full)
+
+
+def test_a_small_panel_is_its_own_design() -> None:
+    events = _events()
+    inputs = panel_inputs(events, UNITS, CONFIG, start=START, end=END)
+    design = design_rows(inputs, max_rows=10**9, seed=3)
+    assert design.unit.size == design.panel_rows == inputs.panel.n_units * inputs.panel.n_bins
+    assert (design.weight == 1.0).all()
+
+
+def test_the_design_is_seeded() -> None:
+    inputs = panel_inputs(_events(), UNITS, CONFIG, start=START, end=END)
+    one, two = design_rows(inputs, 3000, seed=1), design_rows(inputs, 3000, seed=1)
+    other = design_rows(inputs, 3000, seed=2)
+    assert (one.unit == two.unit).all() and (one.bin == two.bin).all()
+    assert not ((one.unit == other.unit).all() and (one.bin == other.bin).all())
