@@ -4,9 +4,11 @@ built by the event-indexed engine without the panel (issue #12)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import numpy as np
 import polars as pl
+import pytest
 
 from crimecast.config import FeatureConfig
 from crimecast.features.build import build_features, panel_inputs
@@ -69,3 +71,30 @@ def test_the_design_is_seeded() -> None:
     other = design_rows(inputs, 3000, seed=2)
     assert (one.unit == two.unit).all() and (one.bin == two.bin).all()
     assert not ((one.unit == other.unit).all() and (one.bin == other.bin).all())
+
+
+def test_the_features_command_writes_the_design_of_a_large_panel(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    from typer.testing import CliRunner
+
+    from crimecast.cli.main import app
+    from crimecast.data.output import write_incidents
+    from crimecast.synthetic.generate import generate_incidents
+
+    folder = tmp_path_factory.mktemp("design")
+    data = folder / "lapd.csv"
+    write_incidents(generate_incidents(dt.date(2023, 1, 1), dt.date(2023, 3, 31), seed=11), data)
+    args = ["features", "--data", str(data), "--out", str(folder / "out"), "--spatial-unit",
+            "grid", "--cell-size", "1000", "--time-bin", "8h", "--weather", "none",
+            "--label", "topk", "--rows", "sampled", "--executor", "local"]
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 0, done.output
+    meta = json.loads((folder / "out" / "features_meta.json").read_text())
+    design = meta["design"]
+    frame = pl.scan_parquet(folder / "out" / "features.parquet").collect()
+    assert frame.height == meta["panel"]["rows"] == design["event_rows"] + \
+        design["sampled_empty_rows"]
+    assert frame[WEIGHT].sum() == pytest.approx(design["panel_rows"])
+    assert "the training design:" in " ".join(done.output.split())
+    # All of it, and sorted by bin: what training reads.
+    assert frame.select("bin_start").equals(frame.select("bin_start").sort("bin_start"))

@@ -47,7 +47,7 @@ from crimecast.features.units import UnitSet
 logger = logging.getLogger(__name__)
 
 SHARED_DAILY_BYTES = 256 * 1024 * 1024
-PANEL_KEYS = (NEAR_KEY, "sepp_weights_")  # per event and unit: the same in every block
+PANEL_KEYS = (NEAR_KEY, "sepp_index_")  # per event and unit: the same in every block
 UNIT = "_u"
 BIN = "_b"
 AUTO_Z_WINDOW = {"1h": 168, "8h": 42, "12h": 28, "1d": 28, "7d": 8}
@@ -167,6 +167,13 @@ def build_rows(inputs: PanelInputs, unit: np.ndarray, bin_: np.ndarray) -> pl.Da
     units × bins; the values equal the dense panel's (a property test proves it)."""
     config, panel = inputs.config, inputs.panel
     unit, bin_ = np.asarray(unit, dtype=np.int64), np.asarray(bin_, dtype=np.int64)
+    # Computed unit-major (sorted queries make every searchsorted cache-friendly), then
+    # returned in the order asked.
+    order = np.lexsort((bin_, unit))
+    if (order != np.arange(order.size)).any():
+        restore = np.empty_like(order)
+        restore[order] = np.arange(order.size)
+        return build_rows(inputs, unit[order], bin_[order])[restore]
     shift = config.horizon - 1
     issue = bin_ - shift
     span = PanelGrid(n_units=panel.n_units, first_bin=int(issue.min()) if issue.size else 0,

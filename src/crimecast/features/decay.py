@@ -6,10 +6,96 @@ and for the event-indexed rows alike (one function, so they agree bit for bit).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import polars as pl
 
 from crimecast.errors import ModelError
+
+
+@dataclass(frozen=True)
+class DecayIndex:
+    """Contributions sorted by unit and availability, with their running decayed sums
+    (see :func:`decayed_at`); built once per panel, read by every block and row set."""
+
+    keys: np.ndarray
+    units: np.ndarray
+    running: np.ndarray
+    carry: np.ndarray  # per contribution: its group's decayed sum of earlier groups
+    ref: np.ndarray
+    base: int
+    span: int
+    omega: float
+    bin_days: float
+
+    def at(self, query_unit: np.ndarray, query_row: np.ndarray) -> np.ndarray:
+        """``D(u, a)`` at each query (float64)."""
+        q_unit = np.asarray(query_unit, dtype=np.int64).ravel()
+        q_row = np.asarray(query_row, dtype=np.int64).ravel()
+        out = np.zeros(q_row.size, dtype=np.float64)
+        if self.keys.size == 0 or q_row.size == 0:
+            return out
+        # Rows after the last availability read the last contribution (clipped key).
+        clipped = np.clip(q_row - self.base, 0, self.span - 1)
+        pos = np.searchsorted(self.keys, q_unit * self.span + clipped, side="right") - 1
+        hit = pos >= 0
+        hit[hit] = self.units[pos[hit]] == q_unit[hit]
+        p = pos[hit]
+        elapsed = q_row[hit] * self.bin_days - self.ref[p]
+        out[hit] = np.exp(-self.omega * elapsed) * (self.running[p] + self.carry[p])
+        return out
+
+
+def decay_index(
+    unit_idx: np.ndarray, t_days: np.ndarray, avail_row: np.ndarray, weight: np.ndarray,
+    bin_days: float, omega_per_day: float,
+) -> DecayIndex:
+    """The :class:`DecayIndex` of the contributions (see :func:`decayed_at`)."""
+    units = np.asarray(unit_idx, dtype=np.int64).ravel()
+    avail = np.asarray(avail_row, dtype=np.int64).ravel()
+    tau = avail * float(bin_days)
+    times = np.asarray(t_days, dtype=np.float64).ravel()
+    late = times > tau + 1e-9 * (np.abs(tau) + 1.0)
+    if late.any():
+        k = int(np.flatnonzero(late)[0])
+        raise ModelError(
+            "avail_row must be a row that starts at or after the contribution's time; "
+            f"first: t_days={times[k]}, avail_row={avail[k]}. Set avail_row to the first row "
+            "whose start is after the event is known.")
+    omega = float(omega_per_day)
+    if units.size == 0:
+        empty = np.zeros(0)
+        return DecayIndex(np.zeros(0, np.int64), np.zeros(0, np.int64), empty, empty, empty,
+                          0, 1, omega, float(bin_days))
+    x = np.asarray(weight, dtype=np.float64).ravel() * np.exp(-omega * (tau - times))
+    spread = omega * float(tau.max() - tau.min())
+    length = min(600.0, max(30.0, spread / 256.0))
+    chunk = np.floor(omega * tau / length).astype(np.int64) if omega > 0 else \
+        np.zeros(tau.size, np.int64)
+    ref = chunk * (length / omega) if omega > 0 else np.zeros(tau.size)
+    order = np.lexsort((avail, units))
+    units, avail, chunk, ref = units[order], avail[order], chunk[order], ref[order]
+    value = x[order] * np.exp(omega * (tau[order] - ref))
+    frame = pl.DataFrame({"u": units, "c": chunk, "v": value})
+    running = frame.select(pl.col("v").cum_sum().over("u", "c"))["v"].to_numpy()
+    # One group per (unit, chunk): its sum, and the decayed sum of the unit's earlier groups.
+    last = np.flatnonzero(np.r_[(units[1:] != units[:-1]) | (chunk[1:] != chunk[:-1]), True])
+    first = np.r_[0, last[:-1] + 1]
+    g_unit, g_chunk, g_sum = units[last], chunk[last], running[last]
+    new_unit = np.r_[True, g_unit[1:] != g_unit[:-1]]
+    position = np.arange(g_unit.size)
+    rank = position - np.maximum.accumulate(np.where(new_unit, position, 0))
+    carry = np.zeros(g_unit.size)
+    for r in range(1, int(rank.max()) + 1):
+        at = np.flatnonzero(rank == r)
+        gap = (g_chunk[at] - g_chunk[at - 1]) * length
+        carry[at] = (carry[at - 1] + g_sum[at - 1]) * np.exp(-gap)
+    base = int(avail.min()) - 1
+    span = int(avail.max()) - base + 2
+    return DecayIndex(keys=units * span + (avail - base), units=units, running=running,
+                      carry=np.repeat(carry, last - first + 1), ref=ref, base=base, span=span,
+                      omega=omega, bin_days=float(bin_days))
 
 
 def decayed_at(
@@ -28,53 +114,5 @@ def decayed_at(
     the earlier part forward, decayed. The dense panel and the requested rows call this
     same function, so they agree bit for bit.
     """
-    units = np.asarray(unit_idx, dtype=np.int64).ravel()
-    avail = np.asarray(avail_row, dtype=np.int64).ravel()
-    tau = avail * float(bin_days)
-    times = np.asarray(t_days, dtype=np.float64).ravel()
-    if (times > tau + 1e-9 * (np.abs(tau) + 1.0)).any():
-        k = int(np.flatnonzero(times > tau + 1e-9 * (np.abs(tau) + 1.0))[0])
-        raise ModelError(
-            "avail_row must be a row that starts at or after the contribution's time; "
-            f"first: t_days={times[k]}, avail_row={avail[k]}. Set avail_row to the first row "
-            "whose start is after the event is known.")
-    out = np.zeros(np.asarray(query_row).size, dtype=np.float64)
-    if units.size == 0 or out.size == 0:
-        return out
-    omega = float(omega_per_day)
-    x = np.asarray(weight, dtype=np.float64).ravel() * np.exp(-omega * (tau - times))
-    spread = omega * float(tau.max() - tau.min())
-    length = min(600.0, max(30.0, spread / 256.0))
-    chunk = np.floor(omega * tau / length).astype(np.int64) if omega > 0 else \
-        np.zeros(tau.size, np.int64)
-    ref = chunk * (length / omega) if omega > 0 else np.zeros(tau.size)
-    order = np.lexsort((avail, units))
-    units, avail, chunk, ref = units[order], avail[order], chunk[order], ref[order]
-    value = x[order] * np.exp(omega * (tau[order] - ref))
-    frame = pl.DataFrame({"u": units, "c": chunk, "v": value})
-    running = frame.select(pl.col("v").cum_sum().over("u", "c"))["v"].to_numpy()
-    # One group per (unit, chunk): its sum, and the decayed sum of the unit's earlier groups.
-    last = np.flatnonzero(np.r_[(units[1:] != units[:-1]) | (chunk[1:] != chunk[:-1]), True])
-    first = np.r_[0, last[:-1] + 1]
-    g_unit, g_chunk, g_sum = units[last], chunk[last], running[last]
-    new_unit = np.r_[True, g_unit[1:] != g_unit[:-1]]
-    rank = np.arange(g_unit.size) - np.maximum.accumulate(np.where(new_unit,
-                                                                   np.arange(g_unit.size), 0))
-    carry = np.zeros(g_unit.size)
-    for r in range(1, int(rank.max()) + 1 if rank.size else 1):
-        at = np.flatnonzero(rank == r)
-        gap = (g_chunk[at] - g_chunk[at - 1]) * length
-        carry[at] = (carry[at - 1] + g_sum[at - 1]) * np.exp(-gap)
-    group = np.repeat(np.arange(g_unit.size), last - first + 1)
-    base = min(int(avail.min()), int(np.min(query_row))) - 1
-    span = max(int(avail.max()), int(np.max(query_row))) - base + 2
-    keys = units * span + (avail - base)
-    q_unit = np.asarray(query_unit, dtype=np.int64).ravel()
-    q_row = np.asarray(query_row, dtype=np.int64).ravel()
-    pos = np.searchsorted(keys, q_unit * span + (q_row - base), side="right") - 1
-    hit = pos >= 0
-    hit[hit] = units[pos[hit]] == q_unit[hit]
-    p = pos[hit]
-    elapsed = q_row[hit] * float(bin_days) - ref[p]
-    out[hit] = np.exp(-omega * elapsed) * (running[p] + carry[group[p]])
-    return out
+    return decay_index(unit_idx, t_days, avail_row, weight, bin_days,
+                       omega_per_day).at(query_unit, query_row)

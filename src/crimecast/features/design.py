@@ -31,7 +31,7 @@ from crimecast.features.build import PanelInputs, build_rows
 logger = logging.getLogger(__name__)
 
 WEIGHT = "_weight"
-CHUNK_ROWS = 1_000_000
+CHUNK_ROWS = 3_000_000
 
 
 @dataclass(frozen=True)

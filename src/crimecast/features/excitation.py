@@ -33,7 +33,7 @@ import shapely
 from crimecast.config import FeatureConfig
 from crimecast.data.geo import to_projected
 from crimecast.features.context import FeatureContext, incident_events
-from crimecast.features.decay import decayed_at
+from crimecast.features.decay import DecayIndex, decay_index
 from crimecast.features.sepp import (
     DEFAULT_PARAMS,
     SeppFit,
@@ -77,16 +77,21 @@ def sepp_intensity(c: FeatureContext) -> np.ndarray:
         return trigger_weights(x, y, c.units.centroids, areas, params.sigma_m,
                                c.units.cell_size)
 
-    # Per event and unit, whatever the time block: computed once per panel.
-    e_idx, u_idx, weight = c.shared(f"sepp_weights_{params.sigma_m!r}", weights)
+    def index() -> DecayIndex:
+        # Per event and unit, whatever the time block or rows: computed once per panel.
+        e_idx, u_idx, weight = weights()
+        return decay_index(u_idx, c.events["t_days"].to_numpy()[e_idx],
+                           c.events["avail"].to_numpy()[e_idx], weight, bin_days,
+                           params.omega_per_day)
+
+    decay: DecayIndex = c.shared(f"sepp_index_{params.sigma_m!r}_{params.omega_per_day!r}",
+                                 index)
     if c.rows is not None:
         q_unit, q_row = c.rows.unit, rows
     else:
         q_unit = np.repeat(np.arange(c.grid.n_units, dtype=np.int64), rows.size)
         q_row = np.tile(rows, c.grid.n_units)
-    decayed = decayed_at(u_idx, c.events["t_days"].to_numpy()[e_idx],
-                         c.events["avail"].to_numpy()[e_idx], weight, bin_days,
-                         params.omega_per_day, q_unit, q_row)
+    decayed = decay.at(q_unit, q_row)
     if c.rows is None:
         decayed = decayed.reshape(c.grid.n_units, rows.size)
     window = c.bins(7 * BACKGROUND_WEEKS)
