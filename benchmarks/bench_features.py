@@ -5,7 +5,7 @@
 
 Cleaning runs once, outside the timed region; each panel is built several times
 and the median reported, with the process's peak RSS.
-Usage: python benchmarks/bench_features.py [runs]
+Usage: python benchmarks/bench_features.py [runs] [area|grid ...] (default: both)
 """
 
 from __future__ import annotations
@@ -46,11 +46,12 @@ def main() -> None:
                             today=dt.date(2024, 12, 31)).clean
     weather = load_daily_weather()
     print(f"clean incidents: {clean.height:,}")
-    for label, config in (
-        ("area x 1h (zscore)", FeatureConfig(spatial_unit="area", time_bin="1h")),
-        ("grid 250 m x 1d (topk)",
-         FeatureConfig(spatial_unit="grid", cell_size=250, time_bin="1d", label="topk")),
-    ):
+    cases = {
+        "area": ("area x 1h (zscore)", FeatureConfig(spatial_unit="area", time_bin="1h")),
+        "grid": ("grid 250 m x 1d (topk)",
+                 FeatureConfig(spatial_unit="grid", cell_size=250, time_bin="1d", label="topk")),
+    }
+    for label, config in (cases[name] for name in sys.argv[2:] or cases):
         timings, built = [], None
         for _ in range(RUNS):
             built = None  # free the previous panel before building the next

@@ -137,6 +137,15 @@ def share_panel_work(inputs: PanelInputs, context: FeatureContext) -> None:
             inputs.shared.setdefault(key, value)
 
 
+def warm(inputs: PanelInputs) -> PanelInputs:
+    """Compute the per-panel work every block or row set reads (the SEPP's decay index,
+    near-repeat pairs) once, here, so pool workers receive it instead of each repeating it."""
+    panel = inputs.panel
+    if panel.n_units and panel.n_bins and inputs.events.height:
+        build_rows(inputs, np.zeros(1, np.int64), np.full(1, panel.last_bin, np.int64))
+    return inputs
+
+
 def build_block(inputs: PanelInputs, block: Block) -> pl.DataFrame:
     """The panel's rows for bins ``block.lo..block.hi`` (unit-major), from the block's grid."""
     config, grid = inputs.config, block.grid(inputs.panel.n_units)
@@ -237,7 +246,9 @@ def build_features(
     began = time.perf_counter()
     inputs = panel_inputs(clean, units, config, weather, start, end)
     blocks = feature_blocks(inputs, memory_mb or config.block_memory_mb, executor, block_bins)
-    frames = (executor or SERIAL).map(build_block, blocks, shared=inputs)
+    runner = executor or SERIAL
+    frames = runner.map(build_block, blocks, shared=warm(inputs) if runner.workers > 1 and
+                        len(blocks) > 1 else inputs)
     # Block after block (unit-major within a block): concatenating without a sort or a
     # rechunk keeps one copy of the panel in memory (a sort would hold two more).
     frame = frames[0] if len(frames) == 1 else pl.concat(frames, rechunk=False)

@@ -19,11 +19,9 @@ class DecayIndex:
     """Contributions sorted by unit and availability, with their running decayed sums
     (see :func:`decayed_at`); built once per panel, read by every block and row set."""
 
-    keys: np.ndarray
-    units: np.ndarray
-    running: np.ndarray
-    carry: np.ndarray  # per contribution: its group's decayed sum of earlier groups
-    ref: np.ndarray
+    keys: np.ndarray  # unit * span + (avail - base), sorted
+    level: np.ndarray  # running sum within the (unit, chunk) group plus the earlier groups'
+    ref: np.ndarray  # the group's reference time (days)
     base: int
     span: int
     omega: float
@@ -40,10 +38,10 @@ class DecayIndex:
         clipped = np.clip(q_row - self.base, 0, self.span - 1)
         pos = np.searchsorted(self.keys, q_unit * self.span + clipped, side="right") - 1
         hit = pos >= 0
-        hit[hit] = self.units[pos[hit]] == q_unit[hit]
+        hit[hit] = self.keys[pos[hit]] // self.span == q_unit[hit]
         p = pos[hit]
         elapsed = q_row[hit] * self.bin_days - self.ref[p]
-        out[hit] = np.exp(-self.omega * elapsed) * (self.running[p] + self.carry[p])
+        out[hit] = np.exp(-self.omega * elapsed) * self.level[p]
         return out
 
 
@@ -66,8 +64,7 @@ def decay_index(
     omega = float(omega_per_day)
     if units.size == 0:
         empty = np.zeros(0)
-        return DecayIndex(np.zeros(0, np.int64), np.zeros(0, np.int64), empty, empty, empty,
-                          0, 1, omega, float(bin_days))
+        return DecayIndex(np.zeros(0, np.int64), empty, empty, 0, 1, omega, float(bin_days))
     x = np.asarray(weight, dtype=np.float64).ravel() * np.exp(-omega * (tau - times))
     spread = omega * float(tau.max() - tau.min())
     length = min(600.0, max(30.0, spread / 256.0))
@@ -93,9 +90,9 @@ def decay_index(
         carry[at] = (carry[at - 1] + g_sum[at - 1]) * np.exp(-gap)
     base = int(avail.min()) - 1
     span = int(avail.max()) - base + 2
-    return DecayIndex(keys=units * span + (avail - base), units=units, running=running,
-                      carry=np.repeat(carry, last - first + 1), ref=ref, base=base, span=span,
-                      omega=omega, bin_days=float(bin_days))
+    running = running + np.repeat(carry, last - first + 1)
+    return DecayIndex(keys=units * span + (avail - base), level=running, ref=ref, base=base,
+                      span=span, omega=omega, bin_days=float(bin_days))
 
 
 def decayed_at(

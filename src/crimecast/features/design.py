@@ -20,18 +20,19 @@ labels: cost grows with the events and the design's rows, never with units × bi
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
 from crimecast.executor import SERIAL, Executor
-from crimecast.features.build import PanelInputs, build_rows
+from crimecast.features.build import PanelInputs, build_rows, warm
 
 logger = logging.getLogger(__name__)
 
 WEIGHT = "_weight"
-CHUNK_ROWS = 3_000_000
+CHUNK_ROWS = 1_250_000
 
 
 @dataclass(frozen=True)
@@ -92,12 +93,23 @@ def _chunk(inputs: PanelInputs, part: tuple[np.ndarray, np.ndarray, np.ndarray]
     return build_rows(inputs, unit, bin_).with_columns(pl.Series(WEIGHT, weight))
 
 
-def build_design(inputs: PanelInputs, design: Design, executor: Executor | None = None,
-                 chunk_rows: int = CHUNK_ROWS) -> list[pl.DataFrame]:
+def design_chunks(inputs: PanelInputs, design: Design, executor: Executor | None = None,
+                  chunk_rows: int = CHUNK_ROWS) -> Iterator[list[pl.DataFrame]]:
     """The design's rows with every feature, label and ``_weight``, in chunks of consecutive
-    rows computed through ``executor`` (in row order)."""
+    rows (so each chunk spans a stretch of time) computed through ``executor``, one round
+    of a chunk per worker at a time (memory: one chunk per worker), in row order."""
     runner = executor or SERIAL
     size = max(1, min(chunk_rows, -(-design.unit.size // max(runner.workers, 1))))
     parts = [(design.unit[i:i + size], design.bin[i:i + size], design.weight[i:i + size])
              for i in range(0, design.unit.size, size)]
-    return runner.map(_chunk, parts, shared=inputs)
+    if runner.workers > 1 and len(parts) > 1:
+        warm(inputs)
+    for start in range(0, len(parts), runner.workers):
+        yield runner.map(_chunk, parts[start:start + runner.workers], shared=inputs)
+
+
+def build_design(inputs: PanelInputs, design: Design, executor: Executor | None = None,
+                 chunk_rows: int = CHUNK_ROWS) -> list[pl.DataFrame]:
+    """All chunks of :func:`design_chunks` (in memory: for tests and small designs)."""
+    return [frame for frames in design_chunks(inputs, design, executor, chunk_rows)
+            for frame in frames]

@@ -26,8 +26,9 @@ from crimecast.features.build import (
     build_features,
     feature_blocks,
     panel_inputs,
+    warm,
 )
-from crimecast.features.design import build_design, design_rows
+from crimecast.features.design import design_chunks, design_rows
 from crimecast.features.meta import build_meta
 from crimecast.features.units import UnitSet, build_units
 
@@ -131,9 +132,10 @@ def stream_features(
     blocks = [] if design else feature_blocks(inputs, config.block_memory_mb, runner)
     rounds: Iterator[Sequence[pl.DataFrame]]
     if design is not None:
-        rounds = iter([build_design(inputs, design, runner)])
+        rounds = design_chunks(inputs, design, runner)
     else:
-        rounds = (runner.map(build_block, blocks[start:start + runner.workers], shared=inputs)
+        shared = warm(inputs) if runner.workers > 1 and len(blocks) > 1 else inputs
+        rounds = (runner.map(build_block, blocks[start:start + runner.workers], shared=shared)
                   for start in range(0, len(blocks), runner.workers))  # one round in memory
     target = out_dir / "features.parquet"
     if target.is_dir():
