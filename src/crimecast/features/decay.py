@@ -65,21 +65,36 @@ def decay_index(
     if units.size == 0:
         empty = np.zeros(0)
         return DecayIndex(np.zeros(0, np.int64), empty, empty, 0, 1, omega, float(bin_days))
-    x = np.asarray(weight, dtype=np.float64).ravel() * np.exp(-omega * (tau - times))
+    base = int(avail.min()) - 1
+    span = int(avail.max()) - base + 2
+    # One sort by the final key (unit, then availability); every array follows it, and
+    # the unsorted copies are dropped as soon as they are used (this index is the largest
+    # object a panel builds: one entry per event and nearby unit).
+    keys = units * span + (avail - base)
+    del units
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    tau = tau[order]
+    x = np.asarray(weight, dtype=np.float64).ravel()[order]
+    x *= np.exp(-omega * (tau - times[order]))
+    del order, times, avail
     spread = omega * float(tau.max() - tau.min())
     length = min(600.0, max(30.0, spread / 256.0))
     chunk = np.floor(omega * tau / length).astype(np.int64) if omega > 0 else \
         np.zeros(tau.size, np.int64)
     ref = chunk * (length / omega) if omega > 0 else np.zeros(tau.size)
-    order = np.lexsort((avail, units))
-    units, avail, chunk, ref = units[order], avail[order], chunk[order], ref[order]
-    value = x[order] * np.exp(omega * (tau[order] - ref))
-    frame = pl.DataFrame({"u": units, "c": chunk, "v": value})
+    x *= np.exp(omega * (tau - ref))
+    del tau
+    units = keys // span
+    frame = pl.DataFrame({"u": units, "c": chunk, "v": x})
+    del x
     running = frame.select(pl.col("v").cum_sum().over("u", "c"))["v"].to_numpy()
+    del frame
     # One group per (unit, chunk): its sum, and the decayed sum of the unit's earlier groups.
     last = np.flatnonzero(np.r_[(units[1:] != units[:-1]) | (chunk[1:] != chunk[:-1]), True])
     first = np.r_[0, last[:-1] + 1]
     g_unit, g_chunk, g_sum = units[last], chunk[last], running[last]
+    del units, chunk
     new_unit = np.r_[True, g_unit[1:] != g_unit[:-1]]
     position = np.arange(g_unit.size)
     rank = position - np.maximum.accumulate(np.where(new_unit, position, 0))
@@ -88,11 +103,9 @@ def decay_index(
         at = np.flatnonzero(rank == r)
         gap = (g_chunk[at] - g_chunk[at - 1]) * length
         carry[at] = (carry[at - 1] + g_sum[at - 1]) * np.exp(-gap)
-    base = int(avail.min()) - 1
-    span = int(avail.max()) - base + 2
-    running = running + np.repeat(carry, last - first + 1)
-    return DecayIndex(keys=units * span + (avail - base), level=running, ref=ref, base=base,
-                      span=span, omega=omega, bin_days=float(bin_days))
+    level = running + np.repeat(carry, last - first + 1)
+    return DecayIndex(keys=keys, level=level, ref=ref, base=base, span=span, omega=omega,
+                      bin_days=float(bin_days))
 
 
 def decayed_at(
