@@ -105,16 +105,15 @@ def interval_counts(
         return row_interval_counts(units, lo, hi, grid, weights)
     if weights is not None:
         return _weighted_grid_counts(units, lo, hi, grid, weights)
-    keep = lo <= hi
-    units, lo, hi = units[keep], lo[keep], hi[keep]
-    keep = (hi >= grid.first_bin) & (lo <= grid.last_bin)
-    units, lo, hi = units[keep], lo[keep], hi[keep]
-    start = np.clip(lo, grid.first_bin, None) - grid.first_bin
-    stop = np.minimum(hi + 1, grid.last_bin + 1) - grid.first_bin  # n_bins: spare column
+    # Clipped into [0, n_bins] (n_bins: a spare column) with stop >= start, intervals
+    # outside the grid or empty add and remove at the same cell and cancel: no filtering.
+    start = np.clip(lo - grid.first_bin, 0, grid.n_bins)
+    stop = np.clip(np.maximum(hi + 1, lo) - grid.first_bin, 0, grid.n_bins)
     width = grid.n_bins + 1
     size = grid.n_units * width
-    diff = np.bincount(units * width + start, minlength=size).astype(np.int32)
-    diff -= np.bincount(units * width + stop, minlength=size).astype(np.int32)
+    offset = units * width
+    diff = np.bincount(offset + start, minlength=size).astype(np.int32)
+    diff -= np.bincount(offset + stop, minlength=size).astype(np.int32)
     counts = np.cumsum(diff.reshape(grid.n_units, width), axis=1, dtype=np.int32)
     # Counts are small integers, exact in float32; float32 halves the panel's memory.
     return counts[:, : grid.n_bins].astype(np.float32)

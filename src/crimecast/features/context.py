@@ -210,24 +210,24 @@ class FeatureContext:
     def kde(self, bins: int, multiple: float = 1.0, every_days: int = 7) -> np.ndarray:
         """Kernel-smoothed trailing-``bins`` counts from the snapshot at the start of each
         issue row's week (or day), see :mod:`crimecast.features.kde`."""
-        key = ("kde", bins, multiple, every_days)
-        if key not in self.cache:
-            matrix, _ = self._snapshots(bins, multiple, every_days)
-            self.cache[key] = matrix
-        out: np.ndarray = self.cache[key]
+        out: np.ndarray = self._snapshots(bins, multiple, every_days)[0]
         return out
 
     def kde_total(self, bins: int, multiple: float = 1.0, every_days: int = 7) -> np.ndarray:
         """The sum over every unit of :meth:`kde` at each row's snapshot."""
-        key = ("kde_total", bins, multiple, every_days)
-        if key not in self.cache:
-            _, total = self._snapshots(bins, multiple, every_days)
-            self.cache[key] = total
-        out: np.ndarray = self.cache[key]
+        out: np.ndarray = self._snapshots(bins, multiple, every_days)[1]
         return out
 
     def _snapshots(self, bins: int, multiple: float, every_days: int
                    ) -> tuple[np.ndarray, np.ndarray]:
+        key = ("kde", bins, multiple, every_days)
+        if key not in self.cache:
+            self.cache[key] = self._smoothed(bins, multiple, every_days)
+        pair: tuple[np.ndarray, np.ndarray] = self.cache[key]
+        return pair
+
+    def _smoothed(self, bins: int, multiple: float, every_days: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
         every = self.snapshot_every(every_days)
         snap = snapshot_of(self.issue_rows(), every)
         points, index = np.unique(snap, return_inverse=True)
