@@ -42,11 +42,15 @@ def _parts(folder: Path, weighted: bool) -> list[str]:
 
 @pytest.fixture(scope="module")
 def client():  # type: ignore[no-untyped-def]
-    from dask.distributed import Client, LocalCluster
+    # crimecast's own Dask executor: a two-worker LocalCluster that leaves this process's
+    # environment as it found it (Dask sets OMP_NUM_THREADS=1 for its workers).
+    from crimecast.executor import DaskExecutor
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as connected:
-        yield connected
+    executor = DaskExecutor(workers=2)
+    try:
+        yield executor.client
+    finally:
+        executor.close()
 
 
 @pytest.mark.parametrize("objective", ["poisson", "binary"])
