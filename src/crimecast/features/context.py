@@ -20,6 +20,7 @@ import numpy as np
 import polars as pl
 
 from crimecast.config import FeatureConfig
+from crimecast.data.geo import to_projected
 from crimecast.features.asof import (
     PanelGrid,
     Rows,
@@ -239,6 +240,12 @@ class FeatureContext:
         if self.rows is not None:
             return smooth[self.rows.unit, index], total
         return smooth[:, index], self.per_row(total)
+
+    def event_xy(self) -> tuple[np.ndarray, np.ndarray]:
+        """The events' coordinates in the units' projected CRS (metres), projected once."""
+        xy: tuple[np.ndarray, np.ndarray] = self.shared("event_xy", lambda: to_projected(
+            self.events["lat"].to_numpy(), self.events["lon"].to_numpy(), self.units.crs))
+        return xy
 
     def shared(self, key: str, make: Any) -> Any:
         """Compute ``make()`` once per build under ``key`` (for features built together)."""

@@ -73,7 +73,7 @@ def sepp_intensity(c: FeatureContext) -> np.ndarray:
     rows = c.issue_rows()
     areas = unit_areas_m2(c.units)
     def weights() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        x, y = _event_xy(c.events, c.units)
+        x, y = c.event_xy()
         return trigger_weights(x, y, c.units.centroids, areas, params.sigma_m,
                                c.units.cell_size)
 

@@ -111,8 +111,7 @@ def daily_rows(c: FeatureContext) -> DailyRows:
 
 def near_repeat(c: FeatureContext) -> np.ndarray:
     """Events known at issue time within the radius of each unit over the trailing hours."""
-    lat, lon = c.events["lat"].to_numpy(), c.events["lon"].to_numpy()
-    event_idx, unit_idx = c.shared(NEAR_KEY, lambda: c.units.within(
-        lat, lon, c.config.near_repeat_radius_m))
+    event_idx, unit_idx = c.shared(NEAR_KEY, lambda: c.units.within_xy(
+        *c.event_xy(), c.config.near_repeat_radius_m))
     near = c.events[event_idx].with_columns(_u=pl.Series(unit_idx, dtype=pl.Int64))
     return window_counts(near, c.target, c.bins(c.config.near_repeat_hours / 24))

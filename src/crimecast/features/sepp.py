@@ -57,6 +57,7 @@ from crimecast.errors import ModelError
 
 logger = logging.getLogger(__name__)
 
+FEW_UNITS = 64
 _PARAM_NAMES = ("background_per_day", "theta", "omega_per_day", "sigma_m")
 _MAX_THETA = 0.95
 
@@ -313,9 +314,15 @@ def trigger_weights(
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
     half = 0.0 if cell_size is None else cell_size / 2.0
     radius = cutoff * sigma_m + half * math.sqrt(2.0)
-    near = cKDTree(np.column_stack([xs, ys])).sparse_distance_matrix(
-        cKDTree(cents), radius, output_type="ndarray")
-    event_idx, unit_idx = near["i"].astype(np.int64), near["j"].astype(np.int64)
+    if cents.shape[0] <= FEW_UNITS:  # a few large units: one vectorised pass per unit
+        hits = [np.flatnonzero((xs - cx) ** 2 + (ys - cy) ** 2 <= radius * radius)
+                for cx, cy in cents]
+        event_idx = np.concatenate(hits).astype(np.int64)
+        unit_idx = np.repeat(np.arange(cents.shape[0], dtype=np.int64), [h.size for h in hits])
+    else:  # a tree over the events (building it dominates; it pays off for many units)
+        near = cKDTree(np.column_stack([xs, ys])).sparse_distance_matrix(
+            cKDTree(cents), radius, output_type="ndarray")
+        event_idx, unit_idx = near["i"].astype(np.int64), near["j"].astype(np.int64)
     order = np.lexsort((unit_idx, event_idx))
     event_idx, unit_idx = event_idx[order], unit_idx[order]
     dx, dy = cents[unit_idx, 0] - xs[event_idx], cents[unit_idx, 1] - ys[event_idx]

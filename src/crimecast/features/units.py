@@ -158,11 +158,15 @@ class UnitSet:
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(event_idx, unit_idx)`` int64 pairs: the event lies within ``radius_m`` metres of
         the unit's geometry (0 inside it); exact, in no particular (but fixed) order."""
+        return self.within_xy(*to_projected(*_coords(lat, lon), self.crs), radius_m)
+
+    def within_xy(self, x: np.ndarray, y: np.ndarray, radius_m: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`within` for coordinates already in ``crs``."""
         if not (radius_m >= 0 and math.isfinite(radius_m)):
             raise ConfigError(
                 f"radius_m must be >= 0 metres; got {radius_m:g}. Pass a distance such as 400."
             )
-        x, y = to_projected(*_coords(lat, lon), self.crs)
         if self.cell_size is not None:
             return g.grid_within(x, y, self._lookup, self.cell_size, float(radius_m))
         return g.polygons_within(x, y, self.projected, float(radius_m))
