@@ -71,6 +71,25 @@ def test_version() -> None:
     assert result.exit_code == 0 and result.output.startswith("crimecast ")
 
 
+def test_generate_volume_scale_multiplies_the_records_and_is_recorded(tmp_path: Path) -> None:
+    counts = {}
+    for scale in ("1", "3"):
+        out = tmp_path / f"x{scale}.csv.gz"
+        result = runner.invoke(app, ["generate", "--start", "2024-03-01", "--end",
+                                     "2024-03-14", "--out", str(out), "--volume-scale", scale])
+        assert result.exit_code == 0, result.output
+        counts[scale] = pl.read_csv(out, infer_schema=False).height
+        provenance = json.loads(Path(str(out) + ".provenance.json").read_text())
+        assert provenance["volume_scale"] == float(scale)
+    assert 2.7 < counts["3"] / counts["1"] < 3.3
+    result = runner.invoke(app, ["generate", "--out", str(tmp_path / "bad.csv"),
+                                 "--volume-scale", "9"])
+    assert result.exit_code == 2
+    assert " ".join(result.output.split()) == (
+        "error: volume_scale must be in the range (0, 5]; got 9.0. Set volume_scale in the "
+        "generator config to a number greater than 0 and at most 5.")
+
+
 @pytest.mark.slow
 def test_generate_then_clean_round_trip(tmp_path: Path) -> None:
     raw = tmp_path / "synthetic.csv"

@@ -39,10 +39,11 @@ from crimecast.config import load_settings
 console = Console()
 
 
-def synthetic_provenance(first: dt.date, last: dt.date, seed: int) -> dict[str, Any]:
+def synthetic_provenance(first: dt.date, last: dt.date, seed: int,
+                         volume_scale: float = 1.0) -> dict[str, Any]:
     """The provenance record written beside a synthetic incident file."""
     return {"synthetic": True, "generator": "crimecast generate", "version": __version__,
-            "start": str(first), "end": str(last), "seed": seed}
+            "start": str(first), "end": str(last), "seed": seed, "volume_scale": volume_scale}
 
 
 @handle_errors
@@ -54,6 +55,9 @@ def generate(
     report: Annotated[
         bool, typer.Option("--report", help="Compare the output with real LAPD aggregates.")
     ] = False,
+    volume_scale: Annotated[float | None, typer.Option(
+        help="Multiplier on the calibrated volume (e.g. 3.3 for about 10M records over "
+        "2010-2024); generator.volume_scale in config.yaml.")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Generate synthetic LAPD-schema incidents calibrated to real LA aggregates."""
@@ -61,14 +65,15 @@ def generate(
     from crimecast.synthetic.calibration import build_calibration_report
     from crimecast.synthetic.generate import generate_incidents
 
-    settings = load_settings(config)
+    settings = load_settings(config).with_overrides("generator", volume_scale=volume_scale)
     first, last = parse_date(start, "--start"), parse_date(end, "--end")
     began = time.perf_counter()
     with console.status("generating synthetic incidents..."):
         frame = generate_incidents(first, last, seed, settings.generator)
     elapsed = time.perf_counter() - began
     write_incidents(frame, out)
-    write_provenance(out, synthetic_provenance(first, last, seed))
+    write_provenance(out, synthetic_provenance(first, last, seed,
+                                               settings.generator.volume_scale))
     render_synthetic_banner(console)
     console.print(
         f"wrote [bold]{frame.height:,}[/] synthetic records ({first} to {last}, seed {seed}) "
