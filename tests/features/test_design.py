@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -84,9 +86,15 @@ def test_the_features_command_writes_the_design_of_a_large_panel(
     folder = tmp_path_factory.mktemp("design")
     data = folder / "lapd.csv"
     write_incidents(generate_incidents(dt.date(2023, 1, 1), dt.date(2023, 3, 31), seed=11), data)
+    config = folder / "config"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "config", config)
+    settings = config / "feature_config.yaml"  # a design much smaller than the panel
+    settings.write_text(settings.read_text().replace("design_rows: 5000000",
+                                                     "design_rows: 60000"))
     args = ["features", "--data", str(data), "--out", str(folder / "out"), "--spatial-unit",
             "grid", "--cell-size", "1000", "--time-bin", "8h", "--weather", "none",
-            "--label", "topk", "--rows", "sampled", "--executor", "local"]
+            "--label", "topk", "--rows", "sampled", "--executor", "local",
+            "--config", str(config)]
     done = CliRunner().invoke(app, args)
     assert done.exit_code == 0, done.output
     meta = json.loads((folder / "out" / "features_meta.json").read_text())
@@ -94,7 +102,12 @@ def test_the_features_command_writes_the_design_of_a_large_panel(
     frame = pl.scan_parquet(folder / "out" / "features.parquet").collect()
     assert frame.height == meta["panel"]["rows"] == design["event_rows"] + \
         design["sampled_empty_rows"]
+    assert design["sampled_empty_rows"] < design["empty_rows"]
     assert frame[WEIGHT].sum() == pytest.approx(design["panel_rows"])
+    # The label's rate is the panel's (weighted), not the design's event-heavy share.
+    labelled = frame.filter(pl.col("target_hotspot").is_not_null())
+    rate = (labelled["target_hotspot"] * labelled[WEIGHT]).sum() / labelled[WEIGHT].sum()
+    assert meta["label"]["positive_rate"] == pytest.approx(rate)
     assert "the training design:" in " ".join(done.output.split())
     # All of it, and sorted by bin: what training reads.
     assert frame.select("bin_start").equals(frame.select("bin_start").sort("bin_start"))

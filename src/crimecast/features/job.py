@@ -28,7 +28,7 @@ from crimecast.features.build import (
     panel_inputs,
     warm,
 )
-from crimecast.features.design import design_chunks, design_rows
+from crimecast.features.design import WEIGHT, design_chunks, design_rows
 from crimecast.features.meta import build_meta
 from crimecast.features.units import UnitSet, build_units
 
@@ -153,15 +153,18 @@ def stream_features(
                                   seconds=0.0)
             rows += frame.height
             if "target_hotspot" in frame.columns:
-                label = frame["target_hotspot"].drop_nulls()
-                labelled, positives = labelled + label.len(), positives + int(label.sum())
+                # A design's rows stand for their weight in panel rows (Horvitz-Thompson).
+                weight = pl.col(WEIGHT) if WEIGHT in frame.columns else pl.lit(1.0)
+                counted = frame.filter(pl.col("target_hotspot").is_not_null()).select(
+                    n=weight.sum(), hot=(weight * pl.col("target_hotspot")).sum()).row(0)
+                labelled, positives = labelled + (counted[0] or 0), positives + (counted[1] or 0)
             write_parquet(frame.drop("_u", "_b"), target / f"part-{parts:05d}.parquet")
             parts += 1
     _single_file(target, parts)
     meta["panel"].update(rows=rows, blocks=len(blocks) or parts)
     if design is not None:
         meta["design"] = design.describe()
-    meta["label"].update(rows_labelled=labelled,
+    meta["label"].update(rows_labelled=round(labelled),
                          positive_rate=positives / labelled if labelled else None)
     meta["build_seconds"] = round(time.perf_counter() - began, 3)
     write_json(meta, out_dir / "features_meta.json")
