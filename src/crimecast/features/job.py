@@ -154,9 +154,11 @@ def stream_features(
             rows += frame.height
             if "target_hotspot" in frame.columns:
                 # A design's rows stand for their weight in panel rows (Horvitz-Thompson).
-                weight = pl.col(WEIGHT) if WEIGHT in frame.columns else pl.lit(1.0)
-                counted = frame.filter(pl.col("target_hotspot").is_not_null()).select(
-                    n=weight.sum(), hot=(weight * pl.col("target_hotspot")).sum()).row(0)
+                hot = pl.col("target_hotspot")
+                counted = frame.filter(hot.is_not_null()).select(
+                    (pl.col(WEIGHT).sum().alias("n"), (pl.col(WEIGHT) * hot).sum().alias("hot"))
+                    if WEIGHT in frame.columns else (pl.len().alias("n"), hot.sum().alias("hot"))
+                ).row(0)
                 labelled, positives = labelled + (counted[0] or 0), positives + (counted[1] or 0)
             write_parquet(frame.drop("_u", "_b"), target / f"part-{parts:05d}.parquet")
             parts += 1
