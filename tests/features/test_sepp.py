@@ -185,6 +185,27 @@ def test_decayed_counts_never_leaks_later_contributions(
     assert np.array_equal(before[:, : cutoff + 1], after[:, : cutoff + 1])
 
 
+@settings(max_examples=100, deadline=None)
+@given(panels(), st.integers(1, 400))
+def test_the_event_indexed_decay_index_matches_the_dense_reference(
+        panel: dict[str, Any], stretch: int) -> None:
+    """What the panel builder reads (DecayIndex) against the recursive filter, on rows
+    stretched far apart so the index's reference times are crossed many times."""
+    from crimecast.features.decay import decay_index
+
+    step = panel["step"] * stretch
+    stretched = {**panel, "start": 0.0, "step": step,
+                 "row_start_days": step * np.arange(panel["row_start_days"].size)}
+    a = _arrays(stretched, panel["contributions"])
+    want = _decayed(stretched, panel["contributions"])
+    index = decay_index(a["unit_idx"], a["t_days"], a["avail_row"], a["weight"], step,
+                        panel["omega_per_day"])
+    unit = np.repeat(np.arange(panel["n_units"]), want.shape[1])
+    row = np.tile(np.arange(want.shape[1]), panel["n_units"])
+    got = index.at(unit, row).reshape(want.shape)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-300)
+
+
 def test_decayed_counts_edge_cases() -> None:
     empty = decayed_counts(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64),
                            np.zeros(0), np.array([0.0, 1.0, 2.0]), 0.5, 3)

@@ -91,20 +91,16 @@ def event_table(
 
 
 def interval_counts(
-    units: np.ndarray, lo: np.ndarray, hi: np.ndarray, grid: Target,
-    weights: np.ndarray | None = None,
+    units: np.ndarray, lo: np.ndarray, hi: np.ndarray, grid: Target
 ) -> np.ndarray:
     """Count, for every (unit, row), the events whose row interval ``[lo, hi]`` covers it.
 
     On a :class:`PanelGrid` returns a float32 matrix of shape ``(n_units, n_bins)``;
     on :class:`Rows` a float32 vector, one value per requested row. Intervals with
-    ``lo > hi`` are empty; parts outside the panel are clipped. ``weights``
-    (integers) sum a weight per interval instead of counting.
+    ``lo > hi`` are empty; parts outside the panel are clipped.
     """
     if isinstance(grid, Rows):
-        return row_interval_counts(units, lo, hi, grid, weights)
-    if weights is not None:
-        return _weighted_grid_counts(units, lo, hi, grid, weights)
+        return row_interval_counts(units, lo, hi, grid)
     # Clipped into [0, n_bins] (n_bins: a spare column) with stop >= start, intervals
     # outside the grid or empty add and remove at the same cell and cancel: no filtering.
     start = np.clip(lo - grid.first_bin, 0, grid.n_bins)
@@ -117,21 +113,6 @@ def interval_counts(
     counts = np.cumsum(diff.reshape(grid.n_units, width), axis=1, dtype=np.int32)
     # Counts are small integers, exact in float32; float32 halves the panel's memory.
     return counts[:, : grid.n_bins].astype(np.float32)
-
-
-def _weighted_grid_counts(units: np.ndarray, lo: np.ndarray, hi: np.ndarray, grid: PanelGrid,
-                          weights: np.ndarray) -> np.ndarray:
-    keep = (lo <= hi) & (hi >= grid.first_bin) & (lo <= grid.last_bin)
-    units, lo, hi, w = units[keep], lo[keep], hi[keep], weights[keep].astype(np.int64)
-    start = np.clip(lo, grid.first_bin, None) - grid.first_bin
-    stop = np.minimum(hi + 1, grid.last_bin + 1) - grid.first_bin
-    width = grid.n_bins + 1
-    size = grid.n_units * width
-    # Integer weights summed in float64 are exact (far below 2**53).
-    diff = np.bincount(units * width + start, weights=w, minlength=size)
-    diff -= np.bincount(units * width + stop, weights=w, minlength=size)
-    sums = np.cumsum(diff.reshape(grid.n_units, width), axis=1)
-    return sums[:, : grid.n_bins]
 
 
 def row_interval_counts(

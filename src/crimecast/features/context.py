@@ -101,10 +101,9 @@ class FeatureContext:
         """Number of bins in ``days`` days (at least one)."""
         return max(1, self.binning.bins_for(dt.timedelta(days=days)))
 
-    def count(self, units: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-              weights: np.ndarray | None = None) -> np.ndarray:
+    def count(self, units: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         """Per-event row intervals counted at the target (:func:`interval_counts`)."""
-        return interval_counts(units, lo, hi, self.target, weights)
+        return interval_counts(units, lo, hi, self.target)
 
     def _subset(self, category: str | None) -> pl.DataFrame:
         return self.events if category is None else self.events.filter(

@@ -1,7 +1,17 @@
 """Decayed sums of the self-exciting process at requested rows, indexed by events.
 
-:func:`decayed_at` is what the SEPP intensity feature reads for the dense panel
-and for the event-indexed rows alike (one function, so they agree bit for bit).
+``D(u, a) = Σ w_k e^{−ω(aΔ − t_k)}`` over the contributions ``k`` of unit ``u`` with
+``avail_row[k] <= a``: what the SEPP intensity feature reads, for the dense panel and
+for the event-indexed rows alike (one index, so they agree bit for bit).
+
+Event-indexed (cost grows with contributions and queries, not units × bins):
+contributions sorted by unit and availability carry running sums, read with
+``searchsorted``. Each contribution is first decayed to the start of its
+availability row ``τ = avail·Δ``; the running sums are kept relative to fixed
+reference times (every ``L/ω`` days, ``e^L`` at most 1e260) so nothing overflows
+however long the history; the sums restart at each reference and carry the earlier
+part forward, decayed. :func:`crimecast.features.sepp.decayed_counts` (a recursive
+filter over every row of a dense panel) is the reference it is tested against.
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ from crimecast.errors import ModelError
 @dataclass(frozen=True)
 class DecayIndex:
     """Contributions sorted by unit and availability, with their running decayed sums
-    (see :func:`decayed_at`); built once per panel, read by every block and row set."""
+    (see the module doc); built once per panel, read by every block and row set."""
 
     keys: np.ndarray  # unit * span + (avail - base), sorted
     level: np.ndarray  # running sum within the (unit, chunk) group plus the earlier groups'
@@ -49,7 +59,8 @@ def decay_index(
     unit_idx: np.ndarray, t_days: np.ndarray, avail_row: np.ndarray, weight: np.ndarray,
     bin_days: float, omega_per_day: float,
 ) -> DecayIndex:
-    """The :class:`DecayIndex` of the contributions (see :func:`decayed_at`)."""
+    """The :class:`DecayIndex` of contributions: unit, time (days), availability row (its
+    start ``avail_row × bin_days`` must not be before the time), weight."""
     units = np.asarray(unit_idx, dtype=np.int64).ravel()
     avail = np.asarray(avail_row, dtype=np.int64).ravel()
     tau = avail * float(bin_days)
@@ -80,9 +91,11 @@ def decay_index(
     del order, times, avail
     spread = omega * float(tau.max() - tau.min())
     length = min(600.0, max(30.0, spread / 256.0))
-    chunk = np.floor(omega * tau / length).astype(np.int64) if omega > 0 else \
-        np.zeros(tau.size, np.int64)
-    ref = chunk * (length / omega) if omega > 0 else np.zeros(tau.size)
+    if omega * float(np.abs(tau).max()) <= length:  # one reference (time 0) is enough
+        chunk, ref = np.zeros(tau.size, np.int64), np.zeros(tau.size)
+    else:
+        chunk = np.floor(omega * tau / length).astype(np.int64)
+        ref = chunk * (length / omega)
     x *= np.exp(omega * (tau - ref))
     del tau
     units = keys // span
@@ -106,23 +119,3 @@ def decay_index(
     level = running + np.repeat(carry, last - first + 1)
     return DecayIndex(keys=keys, level=level, ref=ref, base=base, span=span, omega=omega,
                       bin_days=float(bin_days))
-
-
-def decayed_at(
-    unit_idx: np.ndarray, t_days: np.ndarray, avail_row: np.ndarray, weight: np.ndarray,
-    bin_days: float, omega_per_day: float, query_unit: np.ndarray, query_row: np.ndarray,
-) -> np.ndarray:
-    """As-of decayed sums ``D(u, a) = Σ w_k e^{−ω(aΔ − t_k)}`` over contributions ``k`` of
-    unit ``u`` with ``avail_row[k] <= a``, at each query ``(u, a)`` (float64).
-
-    Event-indexed (cost grows with contributions and queries, not units × bins):
-    contributions sorted by unit and availability carry running sums, read with
-    ``searchsorted``. Each contribution is first decayed to the start of its
-    availability row ``τ = avail·Δ``; the running sums are kept relative to fixed
-    reference times (every ``L/ω`` days, ``e^L`` at most 1e260) so nothing
-    overflows however long the history; the sums restart at each reference and carry
-    the earlier part forward, decayed. The dense panel and the requested rows call this
-    same function, so they agree bit for bit.
-    """
-    return decay_index(unit_idx, t_days, avail_row, weight, bin_days,
-                       omega_per_day).at(query_unit, query_row)

@@ -38,6 +38,9 @@ of θ, 1/ω and σ are biased low in finite samples (in the 20k example above
 a fitted model into as-of forecasts over a ``(units, rows)`` panel: the spatial
 mass of each event's trigger kernel in each unit, the exponentially decayed sum
 of those masses known at the start of each row, and the expected count per bin.
+The panel builder reads the decayed sums from the event-indexed
+:class:`crimecast.features.decay.DecayIndex`; :func:`decayed_counts` is the dense
+reference it is tested against.
 """
 
 from __future__ import annotations
@@ -426,7 +429,8 @@ def expected_counts(
     """Expected events per (unit, bin): ``background·Δ + θ e^{−ω·lead} (1 − e^{−ωΔ}) · decayed``.
 
     ``background`` is each unit's background events per day (``m · ∫_u s``) and
-    ``decayed`` comes from :func:`decayed_counts` at the forecast's issue time,
+    ``decayed`` comes from :class:`~crimecast.features.decay.DecayIndex` (or
+    :func:`decayed_counts`) at the forecast's issue time,
     ``lead_days`` before the bin ``[t, t + bin_days)`` starts. Offspring of events
     that occur after the issue time are not counted (a first-order forecast).
     """
