@@ -11,7 +11,8 @@ Cases: ``area_1h`` (zscore; the whole panel), ``grid250_1d`` (topk), ``grid150_8
 (topk, the LA field trial's boxes and shifts) (both: the training design, ``--rows
 auto``), ``grid250_1d_all`` (the whole 38M-row panel in time blocks), each with
 ``--executor local`` (a process pool, one worker per core) unless the case name ends
-in ``_serial``.
+in ``_serial``. A case prefixed ``run_`` (e.g. ``run_grid150_8h``) runs the whole
+pipeline, ``crimecast run``, with the same flags instead of ``crimecast features``.
 """
 
 from __future__ import annotations
@@ -37,14 +38,15 @@ CASES = {
 
 def run_case(data: str, name: str, runs: int) -> None:
     """Run one case ``runs`` times in child processes; print median time and peak RSS."""
-    base = name.removesuffix("_serial")
+    base = name.removesuffix("_serial").removeprefix("run_")
     executor = "serial" if name.endswith("_serial") else "local"
+    command = ["run", "--runs-dir"] if name.startswith("run_") else ["features", "--out"]
     timings, peaks = [], []
     for _ in range(runs):
         with tempfile.TemporaryDirectory() as out:
             began = time.perf_counter()
             child = subprocess.Popen(
-                [sys.executable, "-m", "crimecast.cli", "features", "--data", data, "--out",
+                [sys.executable, "-m", "crimecast.cli", command[0], "--data", data, command[1],
                  out, "--executor", executor, *CASES[base]],
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             peak = 0
@@ -54,11 +56,15 @@ def run_case(data: str, name: str, runs: int) -> None:
             stdout, stderr = child.communicate()
             timings.append(time.perf_counter() - began)
             if child.returncode != 0:
-                print(f"{name}: failed: {stderr.strip().splitlines()[-1]}")
+                tail = (stderr.strip() or stdout.strip() or "no output").splitlines()[-3:]
+                print(f"{name}: failed (exit {child.returncode}): {' | '.join(tail)}")
                 return
             peaks.append(peak)
             size = sum(p.stat().st_size for p in Path(out).rglob("*") if p.is_file())
             lines = [" ".join(stdout.split("wrote", 1)[-1].split())] if "wrote" in stdout else []
+            if command[0] == "run":
+                lines = [" ".join(line.split()) for line in stdout.splitlines()
+                         if line.startswith(("learned model", "hit_rate", "finished"))]
     print(f"{name}: median {statistics.median(timings):.1f} s over {runs} run(s) (min "
           f"{min(timings):.1f}, max {max(timings):.1f}); peak RSS (process tree, sampled "
           f"every 50 ms) {max(peaks) / 2**20:.0f} MB; output {size / 1e6:.0f} MB; "

@@ -89,7 +89,7 @@ def test_the_features_command_writes_the_design_of_a_large_panel(
     config = folder / "config"
     shutil.copytree(Path(__file__).resolve().parents[2] / "config", config)
     settings = config / "feature_config.yaml"  # a design much smaller than the panel
-    settings.write_text(settings.read_text().replace("design_rows: 5000000",
+    settings.write_text(settings.read_text().replace("design_rows: 2000000",
                                                      "design_rows: 60000"))
     args = ["features", "--data", str(data), "--out", str(folder / "out"), "--spatial-unit",
             "grid", "--cell-size", "1000", "--time-bin", "8h", "--weather", "none",

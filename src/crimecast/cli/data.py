@@ -20,6 +20,7 @@ from crimecast.cli.options import (
     DataOpt,
     EncodingOpt,
     ExecutorOpt,
+    RowsOpt,
     SchemaOpt,
     ShiftOpt,
     ZOpt,
@@ -157,10 +158,7 @@ def features(
     z_threshold: ZOpt = None,
     encoding: EncodingOpt = None,
     executor: ExecutorOpt = None,
-    rows: Annotated[str | None, typer.Option(
-        "--rows", help="all (the whole panel), sampled (the training design: every row with "
-        "an event plus a weighted sample of empty rows, built without the panel) or auto "
-        "(sampled above features.whole_panel_rows).")] = None,
+    rows: RowsOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Clean incidents and build the leak-free feature panel with labels."""

@@ -63,3 +63,7 @@ def data_paths(data: list[str] | None, extra: list[str], settings: Settings) -> 
 ExecutorOpt = Annotated[str | None, typer.Option(
     "--executor", help="Where blocks run: local (a process pool), dask (a LocalCluster) or "
                        "tcp://HOST:8786 (a Dask scheduler); default compute.executor.")]
+RowsOpt = Annotated[str | None, typer.Option(
+    "--rows", help="all (the whole panel), sampled (the training design: every row with an "
+    "event plus a weighted sample of empty rows, built without the panel; run then scores "
+    "the test period in blocks) or auto (sampled above features.whole_panel_rows).")]

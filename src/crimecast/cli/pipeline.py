@@ -24,6 +24,7 @@ from crimecast.cli.options import (
     ExecutorOpt,
     GateMetricOpt,
     ObjectiveOpt,
+    RowsOpt,
     SchemaOpt,
     ShiftOpt,
     ZOpt,
@@ -43,7 +44,7 @@ def apply_run_flags(
     runs_dir: Path | None, tracking_uri: str | None, class_weight: bool | None,
     objective: str | None = None, gate_metric: str | None = None,
     register_best: bool | None = None, shift_start_hour: int | None = None,
-    z_threshold: float | None = None,
+    z_threshold: float | None = None, rows: str | None = None,
 ) -> Settings:
     """CLI flags override the YAML configuration."""
     return settings.with_overrides(
@@ -54,7 +55,7 @@ def apply_run_flags(
         register_best=register_best,
     ).with_overrides(
         "features", spatial_unit=spatial_unit, cell_size=cell_size, time_bin=time_bin,
-        label=label, shift_start_hour=shift_start_hour, z_threshold=z_threshold,
+        label=label, shift_start_hour=shift_start_hour, z_threshold=z_threshold, rows=rows,
     )
 
 
@@ -121,6 +122,11 @@ def render_run_summary(summary: object, seconds: float) -> None:
         ("binary_classification_metrics", "f1"), ("binary_classification_metrics", "pr_auc"),
         ("hotspot_metrics", "pai@1%"), ("hotspot_metrics", "hit_rate@1%"))]
     console.print(f"learned model {learned} on test: " + ", ".join(metrics))
+    data = evaluation.get("data", {})
+    if str(data.get("evaluation", "")).startswith("streamed"):
+        console.print(f"test: every unit of every test bin scored in blocks "
+                      f"({data['rows_test']:,} rows = {data['units']:,} units x "
+                      f"{data['bins_test']:,} bins per forecaster; the panel was never built)")
     gate = summary.gate
     verdict = "[green]PASSED[/]" if gate["passed"] else "[yellow]NOT PASSED[/]"
     console.print(f"gate: {verdict} — " + "; ".join(gate["reasons"]))
@@ -219,6 +225,7 @@ def run(
     z_threshold: ZOpt = None,
     encoding: EncodingOpt = None,
     executor: ExecutorOpt = None,
+    rows: RowsOpt = None,
     objective: ObjectiveOpt = None,
     gate_metric: GateMetricOpt = None,
     register_best: Annotated[bool | None, typer.Option(
@@ -235,7 +242,7 @@ def run(
         spatial_unit=spatial_unit, cell_size=cell_size, time_bin=time_bin, label=label,
         runs_dir=runs_dir, tracking_uri=tracking_uri, class_weight=class_weight,
         objective=objective, gate_metric=gate_metric, register_best=register_best,
-        shift_start_hour=shift_start_hour, z_threshold=z_threshold
+        shift_start_hour=shift_start_hour, z_threshold=z_threshold, rows=rows,
     ).with_overrides("data", encoding=encoding)
     paths = data_paths(data, list(ctx.args), settings)
     run_with_progress(settings, paths, schema or settings.data.schema_name, tune, executor)

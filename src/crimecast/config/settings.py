@@ -133,7 +133,9 @@ class FeatureConfig(FrozenModel):
     # row with an event plus a weighted sample of empty rows, built without the panel.
     rows: Literal["auto", "all", "sampled"] = "auto"
     whole_panel_rows: int = Field(default=20_000_000, ge=1)
-    design_rows: int = Field(default=5_000_000, ge=1)
+    design_rows: int = Field(default=2_000_000, ge=1)
+    # `crimecast run` on a streamed panel: every unit of a sample of validation bins.
+    validation_rows: int = Field(default=1_000_000, ge=1)
 
     @model_validator(mode="before")
     @classmethod

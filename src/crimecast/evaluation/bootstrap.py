@@ -135,7 +135,13 @@ def _confusion_values(
             minlength=n_bins,
         ),
     ]).astype(np.float64)
-    n, pos, tp, fp, squared, loss = (counts.astype(np.float64) @ per_bin).T
+    return confusion_values(counts.astype(np.float64) @ per_bin)
+
+
+def confusion_values(sums: np.ndarray) -> dict[str, np.ndarray]:
+    """Accuracy … log loss from ``(R, 6)`` sums of rows, positives, true positives, false
+    positives, squared errors and log losses (one row per resample)."""
+    n, pos, tp, fp, squared, loss = sums.T
     fn = pos - tp
     with np.errstate(divide="ignore", invalid="ignore"):
         return {

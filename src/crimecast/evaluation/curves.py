@@ -67,3 +67,34 @@ def calibration_curve(
         "fraction_positive": _rounded(positive[filled] / count[filled]),
         "count": [int(c) for c in count[filled]],
     }
+
+
+def pr_curve_from_counts(positive: np.ndarray, negative: np.ndarray,
+                         max_points: int = 200) -> dict[str, list[float]]:
+    """:func:`pr_curve` from counts of positives and negatives at increasing probability
+    levels (a streamed evaluation's histogram): the levels are the thresholds."""
+    tp = np.cumsum(positive[::-1].astype(np.float64))
+    fp = np.cumsum(negative[::-1].astype(np.float64))
+    if tp.size == 0 or tp[-1] == 0 or fp[-1] == 0:
+        return {"precision": [], "recall": []}
+    moved = (positive[::-1] + negative[::-1]) > 0
+    tp, fp = tp[moved], fp[moved]
+    precision = np.concatenate(([1.0], tp / (tp + fp)))
+    recall = np.concatenate(([0.0], tp / tp[-1]))
+    if recall.size > max_points:
+        targets = np.linspace(0.0, 1.0, max_points)
+        keep = np.unique(np.searchsorted(recall, targets, side="left").clip(0, recall.size - 1))
+        precision, recall = precision[keep], recall[keep]
+    return {"precision": _rounded(precision), "recall": _rounded(recall)}
+
+
+def calibration_curve_from_counts(count: np.ndarray, predicted: np.ndarray,
+                                  positive: np.ndarray) -> dict[str, list[float] | list[int]]:
+    """:func:`calibration_curve` from per-bin row counts, sums of probabilities and
+    positives (accumulated over blocks)."""
+    filled = count > 0
+    return {
+        "mean_predicted": _rounded(predicted[filled] / count[filled]),
+        "fraction_positive": _rounded(positive[filled] / count[filled]),
+        "count": [int(c) for c in count[filled]],
+    }

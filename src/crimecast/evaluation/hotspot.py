@@ -265,6 +265,18 @@ def _summary_dict(row: dict[str, Any], shares: Sequence[float]) -> dict[str, Any
     return result
 
 
+def summarise_per_bin(
+    per_bin: pl.DataFrame, shares: Sequence[float] = DEFAULT_SHARES, by: str | None = None,
+) -> Any:
+    """The summary of :func:`hotspot_metrics` (or, with ``by``, of :func:`hotspot_metrics_by`)
+    from the per-bin rows of :func:`hotspot_per_bin`, e.g. concatenated over time blocks."""
+    if by is None:
+        return _summary_dict(per_bin.select(_summary_expressions(shares)).row(0, named=True),
+                             shares)
+    summary = per_bin.group_by(by).agg(_summary_expressions(shares)).sort(by)
+    return {str(row[by]): _summary_dict(row, shares) for row in summary.iter_rows(named=True)}
+
+
 def hotspot_metrics(
     frame: pl.DataFrame,
     unit_areas: pl.DataFrame,
@@ -278,9 +290,9 @@ def hotspot_metrics(
     "pai@1%": …, "pei_star@1%": …, "area_share@1%": …, … , "bins_evaluated": n,
     "bins_without_events": n}``; see the module docstring for the definitions.
     """
-    per_bin = hotspot_per_bin(frame, unit_areas, shares)
-    row = per_bin.select(_summary_expressions(shares)).row(0, named=True)
-    return _summary_dict(row, shares)
+    result: dict[str, Any] = summarise_per_bin(hotspot_per_bin(frame, unit_areas, shares),
+                                               shares)
+    return result
 
 
 def hotspot_metrics_by(
@@ -294,9 +306,7 @@ def hotspot_metrics_by(
     Each group's study area is the total area of its own units; all groups are
     computed in one pass. Keys are the group values as strings.
     """
-    per_bin = hotspot_per_bin(frame, unit_areas, shares, by=by)
-    summary = per_bin.group_by(by).agg(_summary_expressions(shares)).sort(by)
-    return {
-        str(row[by]): _summary_dict(row, shares) for row in summary.iter_rows(named=True)
-    }
+    result: dict[str, dict[str, Any]] = summarise_per_bin(
+        hotspot_per_bin(frame, unit_areas, shares, by=by), shares, by)
+    return result
 

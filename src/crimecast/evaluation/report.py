@@ -159,7 +159,7 @@ def _region_blocks(
     return regions
 
 
-def _disparity(regions: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+def disparity(regions: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """Spread of each :data:`DISPARITY_METRICS` value across regions (``None`` values skipped)."""
     result: dict[str, dict[str, Any]] = {}
     for metric in DISPARITY_METRICS:
@@ -244,7 +244,7 @@ def build_evaluation_report(
         "binary_classification_metrics": primary["binary_classification_metrics"],
         "hotspot_metrics": primary["hotspot_metrics"],
         "baselines": blocks,
-        "per_area": {"regions": regions, "disparity": _disparity(regions)},
+        "per_area": {"regions": regions, "disparity": disparity(regions)},
         "decision_threshold": primary["decision_threshold"],
         "data": _data_block(primary_rows, data),
     }

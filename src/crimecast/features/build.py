@@ -146,8 +146,11 @@ def warm(inputs: PanelInputs) -> PanelInputs:
     return inputs
 
 
-def build_block(inputs: PanelInputs, block: Block) -> pl.DataFrame:
-    """The panel's rows for bins ``block.lo..block.hi`` (unit-major), from the block's grid."""
+def build_block(inputs: PanelInputs, block: Block, nan_as_null: bool = True) -> pl.DataFrame:
+    """The panel's rows for bins ``block.lo..block.hi`` (unit-major), from the block's grid.
+
+    ``nan_as_null=False`` leaves undefined features as NaN rather than null (the same to
+    every forecaster; it saves a copy of the block when the rows are only scored)."""
     config, grid = inputs.config, block.grid(inputs.panel.n_units)
     context = FeatureContext(events=inputs.events, grid=grid, binning=inputs.binning,
                              units=inputs.units, config=config, clean=inputs.clean,
@@ -167,7 +170,7 @@ def build_block(inputs: PanelInputs, block: Block) -> pl.DataFrame:
     n_bins = block.hi - block.lo + 1
     unit = np.repeat(np.arange(grid.n_units, dtype=np.int64), n_bins)
     bin_ = np.tile(np.arange(block.lo, block.hi + 1, dtype=np.int64), grid.n_units)
-    return _assemble(columns, unit, bin_, inputs, shift)
+    return _assemble(columns, unit, bin_, inputs, shift, nan_as_null)
 
 
 def build_rows(inputs: PanelInputs, unit: np.ndarray, bin_: np.ndarray) -> pl.DataFrame:
@@ -199,12 +202,13 @@ def build_rows(inputs: PanelInputs, unit: np.ndarray, bin_: np.ndarray) -> pl.Da
     early = issue < panel.first_bin  # the dense panel's shift leaves these NaN
     for values in columns.values():
         values[early] = np.nan
-    columns.update(_row_targets(inputs, unit, bin_))
+    columns.update(row_targets(inputs, unit, bin_))
     return _assemble(columns, unit, bin_, inputs, shift)
 
 
-def _row_targets(inputs: PanelInputs, unit: np.ndarray, bin_: np.ndarray
-                 ) -> dict[str, np.ndarray]:
+def row_targets(inputs: PanelInputs, unit: np.ndarray, bin_: np.ndarray
+                ) -> dict[str, np.ndarray]:
+    """Count, z-score and hotspot label of rows ``(unit[i], bin_[i])`` from the events."""
     config, events = inputs.config, inputs.events
     rows = Rows(unit=unit, row=bin_, first_bin=inputs.panel.first_bin,
                 n_units=inputs.panel.n_units)
@@ -307,7 +311,7 @@ def per_bin_context(
 
 def _assemble(
     columns: dict[str, np.ndarray], unit: np.ndarray, bin_: np.ndarray, inputs: PanelInputs,
-    shift: int,
+    shift: int, nan_as_null: bool = True,
 ) -> pl.DataFrame:
     """Build the frame of rows ``(unit, bin_)``: keys, per-unit and per-bin context,
     features, targets."""
@@ -333,9 +337,9 @@ def _assemble(
                                else values.astype(np.float32, copy=False))
     frame = pl.DataFrame(data)
     flags = [c for c in frame.columns if c.startswith("was_") or c == "target_hotspot"]
-    return frame.with_columns(
-        pl.col(pl.Float32).fill_nan(None),
-    ).with_columns(pl.col(flags).cast(pl.Int8))
+    if nan_as_null:
+        frame = frame.with_columns(pl.col(pl.Float32).fill_nan(None))
+    return frame.with_columns(pl.col(flags).fill_nan(None).cast(pl.Int8))
 
 
 def rebuild_column(

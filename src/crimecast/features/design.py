@@ -56,18 +56,22 @@ class Design:
                                  if self.sampled_empty else 0.0)}
 
 
-def design_rows(inputs: PanelInputs, max_rows: int, seed: int) -> Design:
-    """Every panel row with an event plus a seeded sample of the empty ones (module doc).
+def design_rows(inputs: PanelInputs, max_rows: int, seed: int, first: int | None = None,
+                last: int | None = None) -> Design:
+    """Every panel row with an event plus a seeded sample of the empty ones (module doc),
+    over bins ``first..last`` (default: the whole panel).
 
     At least as many empty rows as event rows are kept, and up to ``max_rows`` rows
     in all; a panel of at most ``max_rows`` rows is kept whole (weights 1).
     """
     panel = inputs.panel
+    lo = panel.first_bin if first is None else first
+    hi = panel.last_bin if last is None else last
     n_units = panel.n_units
-    total = n_units * panel.n_bins
+    total = n_units * (hi - lo + 1)
     occ, unit = inputs.events["occ"].to_numpy(), inputs.events["_u"].to_numpy()
-    inside = (occ >= panel.first_bin) & (occ <= panel.last_bin)
-    events = np.unique((occ[inside] - panel.first_bin) * n_units + unit[inside])
+    inside = (occ >= lo) & (occ <= hi)
+    events = np.unique((occ[inside] - lo) * n_units + unit[inside])
     empty = total - events.size
     keep = empty if total <= max_rows else min(empty, max(max_rows - events.size,
                                                           events.size, 1))
@@ -82,7 +86,7 @@ def design_rows(inputs: PanelInputs, max_rows: int, seed: int) -> Design:
     logger.info("training design: all %d rows with events and %d of %d empty rows "
                 "(weight %.2f each), %d rows of a %d-row panel", events.size, keep, empty,
                 empty / keep if keep else 0.0, cells.size, total)
-    return Design(unit=cells % n_units, bin=cells // n_units + panel.first_bin, weight=weight,
+    return Design(unit=cells % n_units, bin=cells // n_units + lo, weight=weight,
                   panel_rows=total, event_rows=int(events.size), empty_rows=int(empty),
                   sampled_empty=int(keep))
 

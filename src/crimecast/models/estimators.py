@@ -154,7 +154,8 @@ def as_matrix(X: pl.DataFrame | np.ndarray, feature_names: list[str]) -> np.ndar
     missing = [c for c in feature_names if c not in X.columns]
     if missing:
         raise ModelError(f"X lacks feature column(s) {missing}; pass every model feature.")
-    return X.select(pl.col(feature_names).cast(pl.Float32)).to_numpy().astype(np.float32)
+    return X.select(pl.col(feature_names).cast(pl.Float32)).to_numpy().astype(np.float32,
+                                                                            copy=False)
 
 
 class HotspotModel:
@@ -296,6 +297,10 @@ class HotspotModel:
         # A LightGBM Booster loaded from its native file predicts probabilities (binary),
         # expected counts (poisson) or rank scores (lambdarank).
         return np.asarray(est.predict(matrix), dtype=np.float64)
+
+    def forget(self) -> None:
+        """Drop the remembered last frame (and the memory it holds)."""
+        self._last = None
 
     def score(self, X: pl.DataFrame | np.ndarray) -> np.ndarray:
         """The ranking score per row: probability, expected count or rank score.

@@ -80,7 +80,8 @@ def build_steps(settings: Settings, schema: str, data_files: Sequence[str], tune
         Step("evaluate", steps.evaluate,
              {"features": "process/features.parquet", "features_meta":
               "process/features_meta.json", "units": "process/units.parquet",
-              "model": "train/model", "baselines": "train/baselines",
+              "clean": "process/clean.parquet", "model": "train/model",
+              "baselines": "train/baselines",
               "train_info": "train/train_info.json", "deploy_info": "train/deploy/train_info.json"},
              ("evaluation.json", "predictions.parquet", "curves.json", "deploy"),
              {"bootstrap_resamples": bootstrap_resamples}),

@@ -16,16 +16,27 @@ import polars as pl
 
 from crimecast.config import CleaningConfig, FeatureConfig, ModelsConfig, PipelineConfig
 from crimecast.data.output import write_json, write_parquet
-from crimecast.data.prepare import write_clean_outputs
+from crimecast.data.prepare import prepare_incidents, write_clean_outputs
 from crimecast.evaluation.gate import decide_gate
 from crimecast.evaluation.predict import predictions_frame
 from crimecast.evaluation.report import build_evaluation_report, forecaster_ranking
-from crimecast.features.job import run_features, write_features
+from crimecast.evaluation.streamed import StreamedEvaluation
+from crimecast.features.build import build_features
+from crimecast.features.job import build_units_for, weather_for
 from crimecast.features.unit_table import unit_table
+from crimecast.models.estimators import HotspotModel
 from crimecast.models.naive import ColumnForecaster, EnsembleForecaster
 from crimecast.models.storage import load_model, save_model
 from crimecast.models.train import labelled_rows
 from crimecast.pipeline.runner import StepIO
+from crimecast.pipeline.streamed import (
+    evaluate_streamed,
+    is_streamed,
+    nullable_features,
+    process_streamed,
+    read_features,
+    tested_forecasters,
+)
 from crimecast.pipeline.training import fit_sepp_feature, train_forecasters
 
 logger = logging.getLogger(__name__)
@@ -40,38 +51,48 @@ def provenance_of(paths: list[Path]) -> dict[str, Any]:
 
 
 def process(io: StepIO) -> dict[str, Any]:
-    """Clean the data files and build the feature panel and the unit table."""
+    """Clean the data files and build the feature panel and the unit table (a panel too
+    large to hold: the training design and validation sample, :mod:`.streamed`)."""
     paths = [io.inputs[k] for k in sorted(io.inputs, key=lambda k: int(k.split("_")[1]))]
     cleaning = CleaningConfig.model_validate(io.params["cleaning"])
     features_config = FeatureConfig.model_validate(io.params["features"])
-    job = run_features([str(p) for p in paths], io.params["schema"], cleaning, features_config,
-                       encoding=io.params["encoding"],
-                       train_share=io.params["train_test_split_ratio"],
-                       executor=io.executor)
-    cleaned, units, built = job.cleaned, job.units, job.features
-    split_only = PipelineConfig(train_test_split_ratio=io.params["train_test_split_ratio"])
-    built, _ = fit_sepp_feature(built, cleaned.clean, units, split_only, features_config)
+    share = io.params["train_test_split_ratio"]
+    cleaned = prepare_incidents([str(p) for p in paths], io.params["schema"], cleaning,
+                                encoding=io.params["encoding"])
+    units = build_units_for(cleaned.clean, cleaned, features_config, share)
+    split_only = PipelineConfig(train_test_split_ratio=share)
+    if is_streamed(features_config, len(units), cleaned.clean):
+        meta = process_streamed(cleaned, units, features_config, split_only, io.out,
+                                io.executor)
+    else:
+        built = build_features(cleaned.clean, units, features_config,
+                               weather=weather_for(cleaned.clean, features_config),
+                               executor=io.executor)
+        built, _ = fit_sepp_feature(built, cleaned.clean, units, split_only, features_config)
+        meta = built.meta
+        write_parquet(built.frame.drop("_u", "_b"), io.out / "features.parquet")
     write_clean_outputs(cleaned, io.out)
-    built.meta["provenance"] = provenance_of(paths)
-    built.meta["excluded_crime_types"] = cleaned.report.excluded_crime_types
-    write_features(built, io.out)
+    meta["provenance"] = provenance_of(paths)
+    meta["excluded_crime_types"] = cleaned.report.excluded_crime_types
+    write_json(meta, io.out / "features_meta.json")
     write_parquet(unit_table(units), io.out / "units.parquet")
     return {"rows_in": cleaned.report.rows_in, "rows_clean": cleaned.report.rows_clean,
-            "panel_rows": built.frame.height, "units": len(units),
-            "positive_rate": built.meta["label"]["positive_rate"]}
+            "panel_rows": meta["panel"]["rows"], "units": len(units),
+            "streamed": "streamed" in meta, "positive_rate": meta["label"]["positive_rate"]}
 
 
 def train(io: StepIO) -> dict[str, Any]:
     """Fit every forecaster, rank them on validation; save them pickle-free."""
-    frame = pl.read_parquet(io.inputs["features"])
     meta = json.loads(io.inputs["features_meta"].read_text())
     units = pl.read_parquet(io.inputs["units"]).select("unit_id", "area_km2")
     # The panel's own feature config: with the SEPP parameters fitted in process.
     features_config = FeatureConfig.model_validate(meta["feature_config"])
     pipeline = PipelineConfig.model_validate(io.params["pipeline"])
-    result = train_forecasters(
-        frame, units, pipeline, features_config,
+    streamed = meta.get("streamed")
+    result = train_forecasters(  # the frame is not kept here: train_forecasters frees it
+        read_features(io.inputs["features"]), units, pipeline, features_config,
         ModelsConfig.model_validate(io.params["models"]), tune_trials=io.params["tune"],
+        bins=[dt.datetime.fromisoformat(b) for b in streamed["bins"]] if streamed else None,
     )
     manifest = save_model(result.learned, io.out / "model")
     for name, model in result.forecasters.items():
@@ -82,8 +103,7 @@ def train(io: StepIO) -> dict[str, Any]:
     info["model_files"] = manifest["files"]
     # What serving needs to rebuild the same features and validate requests.
     info["feature_config"] = meta["feature_config"]
-    nullable = [name for name in frame.columns if name in result.features
-                and (frame[name].null_count() or frame[name].cast(pl.Float64).is_nan().any())]
+    nullable = nullable_features(io.inputs["features"], result.features)
     info["nullable_features"] = nullable
     write_json(info, io.out / "train_info.json")
     deployed = result.champion if pipeline.register_best else result.learned.model_type
@@ -127,26 +147,31 @@ def _load_forecasters(io: StepIO, info: dict[str, Any]) -> dict[str, Any]:
     models = {info["model_type"]: load_model(io.inputs["model"])}
     for name in info["forecasters"]:
         if name != info["model_type"]:
-            models[name] = load_model(io.inputs["baselines"] / name)
+            model = models[name] = load_model(io.inputs["baselines"] / name)
+            learned = models[info["model_type"]]
+            if isinstance(model, EnsembleForecaster) and isinstance(learned, HotspotModel):
+                # The ensemble was built on this very learned model: share the loaded one,
+                # so that scoring a frame predicts it once (HotspotModel remembers it).
+                model.learned = learned
     return models
 
 
 def evaluate(io: StepIO) -> dict[str, Any]:
-    """Score the test period with every forecaster; write evaluation.json and the ranking."""
+    """Score the test period with every forecaster; write evaluation.json and the ranking
+    (a streamed panel: every unit of every test bin in blocks, :mod:`.streamed`)."""
     info = json.loads(io.inputs["train_info"].read_text())
     meta = json.loads(io.inputs["features_meta"].read_text())
-    frame = labelled_rows(pl.read_parquet(io.inputs["features"]))
-    test = frame.filter(pl.col("bin_start") >= dt.datetime.fromisoformat(
-        info["split"]["test_start"]))
     models = _load_forecasters(io, info)
     thresholds = {name: info["thresholds"][name] for name in models}
-    predictions = predictions_frame(test, models)
-    write_parquet(predictions, io.out / "predictions.parquet")
-    units = pl.read_parquet(io.inputs["units"]).select("unit_id", "area_km2")
-    label = meta["label"]["rule"]
+    unit_table_ = pl.read_parquet(io.inputs["units"])
+    units = unit_table_.select("unit_id", "area_km2")
+    learned = info["model_type"]
+    deployed = json.loads(io.inputs["deploy_info"].read_text())["model_type"]
     validation = info["validation"]
+    shown = [n for n in (validation["best_naive"], "sepp", "ensemble") if n in models]
+    n = io.params["bootstrap_resamples"]
     data = {
-        "label": label,
+        "label": meta["label"]["rule"],
         "primary_metric": validation["metric"],
         "spatial_unit": meta["panel"]["spatial_unit"],
         "time_bin": meta["panel"]["time_bin"],
@@ -155,25 +180,55 @@ def evaluate(io: StepIO) -> dict[str, Any]:
         "synthetic": meta.get("provenance", {}).get("synthetic", False),
         "sources": meta.get("provenance", {}).get("sources", []),
     }
-    n = io.params["bootstrap_resamples"]
-    report = build_evaluation_report(predictions, units, thresholds, info["model_type"], data,
-                                     n_resamples=n)
+    if "streamed" in meta:
+        models = {name: models[name] for name in tested_forecasters(info, deployed)}
+        thresholds = {name: thresholds[name] for name in models}
+        shown = [name for name in shown if name in models]
+        streamed = StreamedEvaluation(units, thresholds, [learned, deployed])
+        evaluate_streamed(meta, pl.read_parquet(io.inputs["clean"]), unit_table_, models,
+                          streamed, io.out / "predictions.parquet", io.executor)
+
+        def report_for(primary: str, extra: dict[str, Any]) -> dict[str, Any]:
+            return streamed.report({**data, **extra}, n_resamples=n, primary=primary)
+
+        primary_curves = streamed.curves(learned)
+        curves = {**primary_curves, "baseline_pr_curves": {
+            name: streamed.curves(name)["pr_curve"] for name in shown}}
+    else:
+        frame = labelled_rows(read_features(io.inputs["features"]))
+        test = frame.filter(pl.col("bin_start") >= dt.datetime.fromisoformat(
+            info["split"]["test_start"]))
+        predictions = predictions_frame(test, models)
+        write_parquet(predictions, io.out / "predictions.parquet")
+
+        def report_for(primary: str, extra: dict[str, Any]) -> dict[str, Any]:
+            return build_evaluation_report(predictions, units, thresholds, primary,
+                                           {**data, **extra}, n_resamples=n)
+
+        curves = prediction_curves(predictions, learned, shown)
+    report = report_for(learned, {})
     report["forecasters"] = forecaster_ranking(report, info)
     write_json(report, io.out / "evaluation.json")
-    champion = validation["champion"]
-    deployed = json.loads(io.inputs["deploy_info"].read_text())["model_type"]
-    if deployed != info["model_type"]:
-        deploy_report = build_evaluation_report(predictions, units, thresholds, deployed,
-                                                {**data, "deployed": deployed}, n_resamples=n)
+    if deployed != learned:
+        deploy_report = report_for(deployed, {"deployed": deployed})
         deploy_report["forecasters"] = report["forecasters"]
         write_json(deploy_report, io.out / "deploy" / "evaluation.json")
     else:
         write_json(report, io.out / "deploy" / "evaluation.json")
+    write_json(curves, io.out / "curves.json")
+    metrics = report["binary_classification_metrics"]
+    return {"f1": metrics["f1"]["value"], "pr_auc": metrics["pr_auc"]["value"],
+            "pai@1%": report["hotspot_metrics"]["pai@1%"]["value"],
+            "champion": validation["champion"]}
+
+
+def prediction_curves(predictions: pl.DataFrame, learned: str, shown: list[str]
+                      ) -> dict[str, Any]:
+    """The card's precision-recall and calibration curves from the test predictions."""
     from crimecast.evaluation.curves import calibration_curve, pr_curve
 
-    primary = predictions.filter(pl.col("model") == info["model_type"])
-    shown = [n for n in (validation["best_naive"], "sepp", "ensemble") if n in models]
-    curves = {
+    primary = predictions.filter(pl.col("model") == learned)
+    return {
         "pr_curve": pr_curve(primary["y_true"].to_numpy(), primary["prob"].to_numpy()),
         "calibration": calibration_curve(primary["y_true"].to_numpy(),
                                          primary["prob"].to_numpy()),
@@ -183,10 +238,6 @@ def evaluate(io: StepIO) -> dict[str, Any]:
             for part in [predictions.filter(pl.col("model") == name)]
         },
     }
-    write_json(curves, io.out / "curves.json")
-    metrics = report["binary_classification_metrics"]
-    return {"f1": metrics["f1"]["value"], "pr_auc": metrics["pr_auc"]["value"],
-            "pai@1%": report["hotspot_metrics"]["pai@1%"]["value"], "champion": champion}
 
 
 def gate(io: StepIO) -> dict[str, Any]:
@@ -272,7 +323,7 @@ def register(io: StepIO) -> dict[str, Any]:
         run_id = earlier.run_id if earlier is not None and earlier.run_id else \
             registry.find_logged_run(io.key)
         if run_id is None:
-            example = pl.read_parquet(io.inputs["features"], n_rows=5).select(info["features"])
+            example = read_features(io.inputs["features"]).head(5).select(info["features"])
             run_id = registry.log_run(
                 run_name=io.run_id,
                 params={**io.params["flat_params"],

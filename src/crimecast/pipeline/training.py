@@ -175,7 +175,13 @@ class SplitPlan:
 def plan_split(rows: pl.DataFrame, pipeline: PipelineConfig, features_config: FeatureConfig,
                forecast_start: Any = None) -> SplitPlan:
     """Split labelled ``rows`` (sorted by bin) as :func:`train_forecasters` does."""
-    bins = rows["bin_start"].unique(maintain_order=True).to_list()
+    return plan_bins(rows["bin_start"].unique(maintain_order=True).to_list(), pipeline,
+                     features_config, forecast_start)
+
+
+def plan_bins(bins: list[Any], pipeline: PipelineConfig, features_config: FeatureConfig,
+              forecast_start: Any = None) -> SplitPlan:
+    """Split the ordered labelled ``bins`` (their starts) as :func:`train_forecasters` does."""
     gap = label_gap(features_config)
     if forecast_start is None:
         split = time_split(len(bins), pipeline.train_test_split_ratio, gap)
@@ -189,23 +195,30 @@ def plan_split(rows: pl.DataFrame, pipeline: PipelineConfig, features_config: Fe
 def train_forecasters(
     frame: pl.DataFrame, unit_areas: pl.DataFrame, pipeline: PipelineConfig,
     features_config: FeatureConfig, models: ModelsConfig, tune_trials: int = 0,
-    forecast_start: Any = None,
+    forecast_start: Any = None, bins: list[Any] | None = None,
 ) -> TrainResult:
     """Fit every forecaster on ``frame``'s training period and choose the champion.
 
     ``forecast_start`` (a bin start) fixes the first forecast bin, as a backtest
-    origin does; by default it follows ``pipeline.train_test_split_ratio``.
+    origin does; by default it follows ``pipeline.train_test_split_ratio``. ``bins``
+    (every labelled bin start) splits a frame that holds only some bins: a streamed
+    panel's training design and validation sample (:mod:`crimecast.pipeline.streamed`).
     """
     objective = resolve_objective(pipeline, features_config)
     check_model_type(pipeline.model_type, objective)
     rows = labelled_rows(frame)
-    plan = plan_split(rows, pipeline, features_config, forecast_start)
+    del frame  # the caller passes a frame it does not keep: one copy in memory, not two
+    plan = (plan_split(rows, pipeline, features_config, forecast_start) if bins is None
+            else plan_bins(bins, pipeline, features_config, forecast_start))
     bins, split, inner, gap = plan.bins, plan.split, plan.inner, plan.split.gap
     position = bin_position(rows, bins)
-    train = rows.filter(pl.Series(position < split.train_end))
-    inner_pos = position[position < split.train_end]
-    fit_rows = train.filter(pl.Series(inner_pos < inner.train_end))
-    valid_rows = train.filter(pl.Series(inner_pos >= inner.test_start))
+    # Rows are sorted by bin, so every period is a contiguous slice (no copies).
+    end, fit_end, valid_start = np.searchsorted(
+        position, [split.train_end, inner.train_end, inner.test_start])
+    train = rows.slice(0, int(end))
+    inner_pos = position[:end]
+    fit_rows = train.slice(0, int(fit_end))
+    valid_rows = train.slice(int(valid_start))
     features = feature_columns(rows)
     params = model_params(models, pipeline.model_type)
     seconds: dict[str, float] = {}

@@ -1,0 +1,120 @@
+"""``crimecast run`` on a streamed panel (``features.rows: sampled``): the training design,
+a validation sample of whole bins, and every unit of every test bin scored in blocks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from crimecast.config import Settings
+from crimecast.data.output import write_incidents
+from crimecast.pipeline.run import RunSummary, run_pipeline
+from crimecast.synthetic.generate import generate_incidents
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "synthetic.csv"
+    write_incidents(generate_incidents(dt.date(2023, 1, 1), dt.date(2023, 12, 31), seed=3), path)
+    return path
+
+
+def run(data: Path, runs: Path, **features: object) -> tuple[RunSummary, Path]:
+    settings = Settings().with_overrides(
+        "features", **{"time_bin": "1d", "spatial_unit": "area", **features},
+    ).with_overrides("pipeline", runs_dir=str(runs), f1_threshold=0.0, model_type="logistic")
+    summary = run_pipeline(settings, [str(data)], schema="lapd", bootstrap_resamples=20)
+    return summary, Path(summary.run_dir)
+
+
+def read(run_dir: Path, path: str) -> dict:
+    return json.loads((run_dir / path).read_text())
+
+
+@pytest.fixture(scope="module")
+def in_memory(data_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return run(data_file, tmp_path_factory.mktemp("whole"), rows="all")[1]
+
+
+def test_a_streamed_run_that_keeps_every_row_equals_the_in_memory_run(
+        data_file: Path, tmp_path: Path, in_memory: Path) -> None:
+    _, streamed = run(data_file, tmp_path, rows="sampled")
+    meta = read(streamed, "process/features_meta.json")
+    design = meta["design"]  # a small panel: the design is all of it
+    assert design["sampled_empty_rows"] == design["empty_rows"]
+    assert meta["streamed"]["validation_sample"]["weight"] == 1.0
+    whole, got = read(in_memory, "evaluate/evaluation.json"), read(streamed,
+                                                                   "evaluate/evaluation.json")
+    assert got["forecasters"]["validation"] == pytest.approx(whole["forecasters"]["validation"])
+    assert got["forecasters"]["champion"] == whole["forecasters"]["champion"]
+    assert got["hotspot_metrics"] == whole["hotspot_metrics"]
+    for metric, value in whole["binary_classification_metrics"].items():
+        assert got["binary_classification_metrics"][metric]["value"] == pytest.approx(
+            value["value"], abs=1e-3 if metric.endswith("auc") else 1e-6), metric
+    # On test, a streamed run scores the forecasters that matter (all are on validation).
+    ranking = got["forecasters"]
+    assert set(got["baselines"]) == {ranking["best_naive"], ranking["champion"], "sepp",
+                                     "ensemble"} - {ranking["learned"]}
+    for name, block in got["baselines"].items():
+        assert block["hotspot_metrics"] == whole["baselines"][name]["hotspot_metrics"], name
+    assert {k: got["data"][k] for k in ("rows_test", "bins_test", "units")} == \
+        {k: whole["data"][k] for k in ("rows_test", "bins_test", "units")}
+    assert read(streamed, "card/model_card.json")  # the rest of the pipeline ran on it
+
+
+def test_a_sampled_design_trains_on_weighted_rows_and_scores_every_test_row(
+        data_file: Path, tmp_path: Path) -> None:
+    summary, streamed = run(data_file, tmp_path, rows="sampled", design_rows=20_000,
+                            validation_rows=20_000, spatial_unit="grid", cell_size=2000.0,
+                            label="topk")
+    meta = read(streamed, "process/features_meta.json")
+    design, sample = meta["design"], meta["streamed"]["validation_sample"]
+    assert design["sampled_empty_rows"] < design["empty_rows"]
+    assert 1 <= sample["bins"] < sample["of"] and sample["weight"] == sample["of"] / sample["bins"]
+    parts = pl.read_parquet(streamed / "process" / "features.parquet" / "*.parquet")
+    assert parts.height == meta["panel"]["written_rows"] == (
+        design["event_rows"] + design["sampled_empty_rows"] + sample["rows"])
+    # Horvitz-Thompson: the design's weights add up to the rows they stand for.
+    fit = parts.filter(pl.col("_weight") != sample["weight"])
+    assert fit["_weight"].sum() == pytest.approx(design["panel_rows"])
+    got = read(streamed, "evaluate/evaluation.json")
+    units = meta["panel"]["units"]
+    assert got["data"]["rows_test"] == units * got["data"]["bins_test"] == \
+        meta["streamed"]["test"]["rows"]
+    # predictions.parquet keeps each forecaster's top 1% per bin and every row with an event.
+    kept = pl.read_parquet(streamed / "evaluate" / "predictions.parquet")
+    ranking = got["forecasters"]
+    assert set(kept["model"].unique()) == {ranking["learned"], *got["baselines"]}
+    events = kept.filter(pl.col("actual_count") > 0)
+    per_model = events.group_by("model").agg(pl.col("actual_count").sum())
+    assert per_model["actual_count"].n_unique() == 1 and per_model["actual_count"][0] > 0
+    per_bin = kept.group_by("model", "bin_start").len()["len"]
+    assert per_bin.min() >= -(-units // 100)
+    assert summary.steps["evaluate"]["status"] == "ran"
+
+
+def test_streamed_chunks_run_in_process_on_one_machine_and_on_dask_elsewhere() -> None:
+    from crimecast.executor import SERIAL, LocalExecutor, SerialExecutor
+    from crimecast.pipeline.streamed import streamed_executor
+
+    assert streamed_executor(None) is SERIAL
+    assert streamed_executor(LocalExecutor(2)) is SERIAL
+    other = SerialExecutor()
+    assert streamed_executor(other) is other  # anything else (a Dask executor) is used as is
+
+
+def test_the_test_period_is_scored_by_the_forecasters_a_reader_needs() -> None:
+    from crimecast.pipeline.streamed import tested_forecasters
+
+    kinds = {"lightgbm": "learned", "prior_counts_52w": "naive", "kde_4w_1x": "naive",
+             "historical_average": "naive", "sepp": "sepp", "ensemble": "ensemble"}
+    info = {"model_type": "lightgbm", "forecasters": kinds,
+            "validation": {"champion": "kde_4w_1x", "best_naive": "prior_counts_52w"}}
+    assert tested_forecasters(info, "lightgbm") == [
+        "lightgbm", "kde_4w_1x", "prior_counts_52w", "sepp", "ensemble"]
+    assert tested_forecasters(info, "historical_average")[:2] == ["lightgbm",
+                                                                  "historical_average"]
