@@ -66,8 +66,8 @@ logger = logging.getLogger(__name__)
 KEEP_SHARE = 0.01  # predictions.parquet: each forecaster's top 1% of units per bin
 VALIDATION_CHUNK_ROWS = 1_000_000
 # A test block is scored one forecaster at a time, so the block's build dominates its
-# memory: the features' own estimate. (Measured on the 150 m x 8 h LA panel: 300 bytes a
-# cell, i.e. larger blocks, peaked at 7.9 GiB and saved 2% of the time; 400 peaks lower.)
+# memory: the features' own estimate. (The 150 m x 8 h LA run peaked at 7.9 GiB with 300
+# bytes a cell, too close to an 8 GB machine, and at 6.6 GiB with 400; BENCHMARKS.md.)
 SCORED_BYTES_PER_CELL = 400
 
 
