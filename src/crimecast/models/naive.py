@@ -25,6 +25,7 @@ import polars as pl
 
 from crimecast.errors import ModelError
 from crimecast.features.catalog import SPECS
+from crimecast.features.design import WEIGHT
 from crimecast.models.estimators import HotspotModel, calibrate, platt
 
 NAIVE: dict[str, str] = {
@@ -44,6 +45,13 @@ def as_frame(X: pl.DataFrame | np.ndarray, names: list[str]) -> pl.DataFrame:
     if matrix.ndim != 2 or matrix.shape[1] != len(names):
         raise ModelError(f"X must have {len(names)} feature columns; got shape {matrix.shape}.")
     return pl.DataFrame(matrix, schema=names, orient="row")
+
+
+def row_weights(X: pl.DataFrame) -> np.ndarray | None:
+    """The rows' Horvitz-Thompson weights (a training design's ``_weight``), else None."""
+    if WEIGHT in X.columns:
+        return np.asarray(X[WEIGHT].to_numpy(), dtype=np.float64)
+    return None
 
 
 def is_naive(name: str) -> bool:
@@ -77,8 +85,9 @@ class ColumnForecaster:
         return column.cast(pl.Float64).fill_null(0.0).fill_nan(0.0).to_numpy()
 
     def fit(self, X: pl.DataFrame, y: np.ndarray) -> ColumnForecaster:
-        """Fit the score-to-probability calibration on training rows; returns self."""
-        self.coef_, self.intercept_ = platt(self.score(X), y)
+        """Fit the score-to-probability calibration on training rows (weighted by their
+        ``_weight`` when they are a training design); returns self."""
+        self.coef_, self.intercept_ = platt(self.score(X), y, weights=row_weights(X))
         return self
 
     def predict_proba(self, X: pl.DataFrame | np.ndarray) -> np.ndarray:
@@ -125,7 +134,8 @@ class EnsembleForecaster:
         """Set the scales from the (already fitted) parts and calibrate; returns self."""
         means = (float(np.mean(self.learned.score(X))), float(np.mean(self.naive.score(X))))
         self.scales = (means[0] if means[0] > 0 else 1.0, means[1] if means[1] > 0 else 1.0)
-        self.coef_, self.intercept_ = platt(self.score(X), y, log=False)
+        self.coef_, self.intercept_ = platt(self.score(X), y, log=False,
+                                            weights=row_weights(X))
         return self
 
     def predict_proba(self, X: pl.DataFrame | np.ndarray) -> np.ndarray:
