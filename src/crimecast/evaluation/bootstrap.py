@@ -119,23 +119,26 @@ def _confusion_values(
     counts: np.ndarray, codes: np.ndarray, y: np.ndarray, prob: np.ndarray, threshold: float
 ) -> dict[str, np.ndarray]:
     """Accuracy … log loss of every resample from per-bin sums; ``counts`` is (R, bins)."""
-    n_bins = counts.shape[1]
-    predicted = prob >= threshold
-    positive = y.astype(bool)
-    clipped = np.clip(prob, PROB_CLIP, 1.0 - PROB_CLIP)
-    per_bin = np.column_stack([
-        np.bincount(codes, minlength=n_bins),
-        np.bincount(codes, weights=positive, minlength=n_bins),
-        np.bincount(codes, weights=predicted & positive, minlength=n_bins),
-        np.bincount(codes, weights=predicted & ~positive, minlength=n_bins),
-        np.bincount(codes, weights=(prob - y) ** 2, minlength=n_bins),
-        np.bincount(
-            codes,
-            weights=np.where(positive, -np.log(clipped), -np.log1p(-clipped)),
-            minlength=n_bins,
-        ),
-    ]).astype(np.float64)
+    per_bin = bin_sums(codes, counts.shape[1], y.astype(bool), prob, threshold)
     return confusion_values(counts.astype(np.float64) @ per_bin)
+
+
+def bin_sums(code: np.ndarray, n_bins: int, y: np.ndarray, prob: np.ndarray,
+             threshold: float) -> np.ndarray:
+    """Per bin (``code``): rows, positives, true and false positives at ``threshold``,
+    squared error and log loss, the sums every threshold metric is a ratio of; ``y``
+    is boolean."""
+    predicted = prob >= threshold
+    clipped = np.clip(prob, PROB_CLIP, 1.0 - PROB_CLIP)
+    return np.column_stack([
+        np.bincount(code, minlength=n_bins),
+        np.bincount(code, weights=y, minlength=n_bins),
+        np.bincount(code, weights=predicted & y, minlength=n_bins),
+        np.bincount(code, weights=predicted & ~y, minlength=n_bins),
+        np.bincount(code, weights=(prob - y) ** 2, minlength=n_bins),
+        np.bincount(code, weights=np.where(y, -np.log(clipped), -np.log1p(-clipped)),
+                    minlength=n_bins),
+    ]).astype(np.float64)
 
 
 def confusion_values(sums: np.ndarray) -> dict[str, np.ndarray]:

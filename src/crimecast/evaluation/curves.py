@@ -35,7 +35,12 @@ def pr_curve(y: np.ndarray, prob: np.ndarray, max_points: int = 200) -> dict[str
     if positives == 0 or positives == labels.size:
         return {"precision": [], "recall": []}
     precision, recall, _ = precision_recall_curve(labels, probabilities)
-    precision, recall = precision[::-1], recall[::-1]
+    return _downsampled(precision[::-1], recall[::-1], max_points)
+
+
+def _downsampled(precision: np.ndarray, recall: np.ndarray,
+                 max_points: int) -> dict[str, list[float]]:
+    """The points at evenly spaced recall levels (the first at or above each level)."""
     if recall.size > max_points:
         targets = np.linspace(0.0, 1.0, max_points)
         keep = np.unique(np.searchsorted(recall, targets, side="left").clip(0, recall.size - 1))
@@ -58,15 +63,10 @@ def calibration_curve(
     labels, probabilities = validate_binary_inputs(y, prob)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     which = np.searchsorted(edges[1:-1], probabilities, side="right")
-    count = np.bincount(which, minlength=n_bins)
-    predicted = np.bincount(which, weights=probabilities, minlength=n_bins)
-    positive = np.bincount(which, weights=labels, minlength=n_bins)
-    filled = count > 0
-    return {
-        "mean_predicted": _rounded(predicted[filled] / count[filled]),
-        "fraction_positive": _rounded(positive[filled] / count[filled]),
-        "count": [int(c) for c in count[filled]],
-    }
+    return calibration_curve_from_counts(
+        np.bincount(which, minlength=n_bins),
+        np.bincount(which, weights=probabilities, minlength=n_bins),
+        np.bincount(which, weights=labels, minlength=n_bins))
 
 
 def pr_curve_from_counts(positive: np.ndarray, negative: np.ndarray,
@@ -81,11 +81,7 @@ def pr_curve_from_counts(positive: np.ndarray, negative: np.ndarray,
     tp, fp = tp[moved], fp[moved]
     precision = np.concatenate(([1.0], tp / (tp + fp)))
     recall = np.concatenate(([0.0], tp / tp[-1]))
-    if recall.size > max_points:
-        targets = np.linspace(0.0, 1.0, max_points)
-        keep = np.unique(np.searchsorted(recall, targets, side="left").clip(0, recall.size - 1))
-        precision, recall = precision[keep], recall[keep]
-    return {"precision": _rounded(precision), "recall": _rounded(recall)}
+    return _downsampled(precision, recall, max_points)
 
 
 def calibration_curve_from_counts(count: np.ndarray, predicted: np.ndarray,

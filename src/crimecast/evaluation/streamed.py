@@ -32,13 +32,14 @@ import numpy as np
 import polars as pl
 
 from crimecast.evaluation.bootstrap import (
+    bin_sums,
     confusion_values,
     draw_bin_resamples,
     summarise_resamples,
 )
 from crimecast.evaluation.curves import calibration_curve_from_counts, pr_curve_from_counts
 from crimecast.evaluation.hotspot import hotspot_per_bin, summarise_per_bin
-from crimecast.evaluation.metrics import CLASSIFICATION_METRICS, PROB_CLIP, json_float
+from crimecast.evaluation.metrics import CLASSIFICATION_METRICS, json_float
 from crimecast.evaluation.report import (
     MIN_UNITS_FOR_REGION_HOTSPOTS,
     disparity,
@@ -86,23 +87,6 @@ class _ModelStats:
             np.bincount(which, minlength=CALIBRATION_BINS),
             np.bincount(which, weights=prob, minlength=CALIBRATION_BINS),
             np.bincount(which, weights=y, minlength=CALIBRATION_BINS)])
-
-
-def bin_sums(code: np.ndarray, n_bins: int, y: np.ndarray, prob: np.ndarray,
-             threshold: float) -> np.ndarray:
-    """Per bin: rows, positives, true and false positives at ``threshold``, squared
-    error and log loss (the sums every threshold metric is a ratio of)."""
-    predicted = prob >= threshold
-    clipped = np.clip(prob, PROB_CLIP, 1.0 - PROB_CLIP)
-    return np.column_stack([
-        np.bincount(code, minlength=n_bins),
-        np.bincount(code, weights=y, minlength=n_bins),
-        np.bincount(code, weights=predicted & y, minlength=n_bins),
-        np.bincount(code, weights=predicted & ~y, minlength=n_bins),
-        np.bincount(code, weights=(prob - y) ** 2, minlength=n_bins),
-        np.bincount(code, weights=np.where(y, -np.log(clipped), -np.log1p(-clipped)),
-                    minlength=n_bins),
-    ]).astype(np.float64)
 
 
 def ranking_values(weights: np.ndarray, positive: np.ndarray, negative: np.ndarray

@@ -62,20 +62,19 @@ def warmup_bins(z_window: int, settle_days: int, horizon: int, binning: TimeBinn
 
 
 def plan_blocks(panel: PanelGrid, warmup: int, memory_mb: float,
-                workers: int = 1, bytes_per_cell: float = BYTES_PER_CELL) -> list[Block]:
-    """Split ``panel`` into blocks whose cells (with warm-up) fit ``memory_mb`` per worker
-    at ``bytes_per_cell``.
+                workers: int = 1) -> list[Block]:
+    """Split ``panel`` into blocks whose cells (with warm-up) fit ``memory_mb`` per worker.
 
     One block when the whole panel fits. Raises :class:`ConfigError` only when not
     even a one-bin block fits: the one request that cannot be built in blocks.
     """
-    budget_cells = memory_mb * 1024 * 1024 / bytes_per_cell / max(workers, 1)
+    budget_cells = memory_mb * 1024 * 1024 / BYTES_PER_CELL / max(workers, 1)
     whole = panel.n_units * panel.n_bins
     if whole <= budget_cells:
         return [Block(panel.first_bin, panel.last_bin, panel.first_bin)]
     per_block = math.floor(budget_cells / max(panel.n_units, 1)) - warmup
     if per_block < 1:
-        need = panel.n_units * (warmup + 1) * bytes_per_cell * max(workers, 1) / 1024 / 1024
+        need = panel.n_units * (warmup + 1) * BYTES_PER_CELL * max(workers, 1) / 1024 / 1024
         raise ConfigError(
             f"one time bin of {panel.n_units:,} units needs about {need:,.0f} MB with its "
             f"{warmup}-bin warm-up, more than the block memory budget of {memory_mb:,.0f} MB. "

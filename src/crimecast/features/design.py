@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from crimecast.config import FeatureConfig
 from crimecast.executor import SERIAL, Executor
 from crimecast.features.build import PanelInputs, build_rows, warm
 
@@ -54,6 +55,14 @@ class Design:
                 "empty_rows": self.empty_rows, "sampled_empty_rows": self.sampled_empty,
                 "empty_weight": (self.empty_rows / self.sampled_empty
                                  if self.sampled_empty else 0.0)}
+
+
+def uses_design(config: FeatureConfig, panel_rows: float) -> bool:
+    """Whether a panel of ``panel_rows`` rows is built as a training design rather than
+    whole: ``features.rows`` ``sampled``, or ``auto`` above ``whole_panel_rows``."""
+    if config.rows != "auto":
+        return config.rows == "sampled"
+    return panel_rows > config.whole_panel_rows
 
 
 def design_rows(inputs: PanelInputs, max_rows: int, seed: int, first: int | None = None,

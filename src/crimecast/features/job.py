@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from crimecast.features.build import (
     panel_inputs,
     warm,
 )
-from crimecast.features.design import WEIGHT, design_chunks, design_rows
+from crimecast.features.design import WEIGHT, design_chunks, design_rows, uses_design
 from crimecast.features.meta import build_meta
 from crimecast.features.units import UnitSet, build_units
 
@@ -115,7 +115,7 @@ def stream_features(
     of the empty rows, with a ``_weight`` column, drawn with ``seed``), never building
     the panel; ``features_meta.json`` then describes the design under ``design``.
 
-    One block: ``features.parquet`` as :func:`write_features` writes it. Several:
+    One block: ``features.parquet``, one file (as the pipeline's process step writes it). Several:
     ``features.parquet/part-NNNNN.parquet``, one file per time block (rows unit-major
     within a block; read them all with ``polars.scan_parquet(".../*.parquet")``), and
     the metadata aggregated over the blocks. Returns the metadata.
@@ -125,9 +125,7 @@ def stream_features(
     units = build_units_for(cleaned.clean, cleaned, config)
     inputs = panel_inputs(cleaned.clean, units, config, weather_for(cleaned.clean, config))
     runner = executor or SERIAL
-    panel_rows = inputs.panel.n_units * inputs.panel.n_bins
-    sampled = config.rows == "sampled" or (config.rows == "auto"
-                                           and panel_rows > config.whole_panel_rows)
+    sampled = uses_design(config, inputs.panel.n_units * inputs.panel.n_bins)
     design = design_rows(inputs, config.design_rows, seed) if sampled else None
     blocks = [] if design else feature_blocks(inputs, config.block_memory_mb, runner)
     rounds: Iterator[Sequence[pl.DataFrame]]
@@ -142,18 +140,43 @@ def stream_features(
         shutil.rmtree(target)  # parts of an earlier build must not mix with these
     else:
         target.unlink(missing_ok=True)
-    rows = labelled = positives = parts = 0
+    written = write_parts(rounds, target, lambda frame: build_meta(
+        frame, config, units, inputs.panel, inputs.binning, inputs.events.height,
+        cleaned.clean.height, z_window=inputs.z_window,
+        weather_used=inputs.weather is not None, seconds=0.0))
+    _single_file(target, written.parts)
+    meta = written.meta
+    meta["panel"].update(rows=written.rows, blocks=len(blocks) or written.parts)
+    if design is not None:
+        meta["design"] = design.describe()
+    meta["build_seconds"] = round(time.perf_counter() - began, 3)
+    write_json(meta, out_dir / "features_meta.json")
+    return meta
+
+
+@dataclass(frozen=True)
+class WrittenParts:
+    """What :func:`write_parts` wrote: the metadata (label totals filled in) and counts."""
+
+    meta: dict[str, Any]
+    rows: int
+    parts: int
+
+
+def write_parts(rounds: Iterable[Sequence[pl.DataFrame]], target: Path,
+                describe: Callable[[pl.DataFrame], dict[str, Any]]) -> WrittenParts:
+    """Write every frame of ``rounds`` to ``target/part-NNNNN.parquet`` as it comes; the
+    metadata is ``describe(first frame)`` with the label's rows and positive rate over
+    all frames (a design's rows counted by their Horvitz-Thompson weight)."""
+    rows = parts = 0
+    labelled = positives = 0.0
     meta: dict[str, Any] = {}
     for frames in rounds:
         for frame in frames:
             if not meta:
-                meta = build_meta(frame, config, units, inputs.panel, inputs.binning,
-                                  inputs.events.height, cleaned.clean.height,
-                                  z_window=inputs.z_window, weather_used=inputs.weather is not None,
-                                  seconds=0.0)
+                meta = describe(frame)
             rows += frame.height
             if "target_hotspot" in frame.columns:
-                # A design's rows stand for their weight in panel rows (Horvitz-Thompson).
                 hot = pl.col("target_hotspot")
                 counted = frame.filter(hot.is_not_null()).select(
                     (pl.col(WEIGHT).sum().alias("n"), (pl.col(WEIGHT) * hot).sum().alias("hot"))
@@ -162,30 +185,16 @@ def stream_features(
                 labelled, positives = labelled + (counted[0] or 0), positives + (counted[1] or 0)
             write_parquet(frame.drop("_u", "_b"), target / f"part-{parts:05d}.parquet")
             parts += 1
-    _single_file(target, parts)
-    meta["panel"].update(rows=rows, blocks=len(blocks) or parts)
-    if design is not None:
-        meta["design"] = design.describe()
     meta["label"].update(rows_labelled=round(labelled),
                          positive_rate=positives / labelled if labelled else None)
-    meta["build_seconds"] = round(time.perf_counter() - began, 3)
-    write_json(meta, out_dir / "features_meta.json")
-    return meta
+    return WrittenParts(meta=meta, rows=rows, parts=parts)
 
 
 def _single_file(target: Path, parts: int) -> None:
-    """One part becomes ``features.parquet`` itself (as :func:`write_features` writes it)."""
+    """One part becomes ``features.parquet`` itself, one file."""
     if parts == 1:
         only = target / "part-00000.parquet"
         moved = target.with_name(target.name + ".tmp-single")
         only.replace(moved)
         target.rmdir()
         moved.replace(target)
-
-
-def write_features(features: FeatureSet, out_dir: Path) -> dict[str, Path]:
-    """Write ``features.parquet`` and ``features_meta.json``."""
-    paths = {"features": out_dir / "features.parquet", "meta": out_dir / "features_meta.json"}
-    write_parquet(features.frame.drop("_u", "_b"), paths["features"])
-    write_json(features.meta, paths["meta"])
-    return paths

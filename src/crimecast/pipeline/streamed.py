@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import logging
 import shutil
 import time
@@ -42,8 +43,6 @@ from crimecast.executor import SERIAL, Executor, LocalExecutor
 from crimecast.features.asof import PanelGrid
 from crimecast.features.blocks import Block, plan_blocks, warmup_bins
 from crimecast.features.build import (
-    BIN,
-    UNIT,
     PanelInputs,
     build_block,
     build_rows,
@@ -51,24 +50,21 @@ from crimecast.features.build import (
     row_targets,
     warm,
 )
-from crimecast.features.design import WEIGHT, design_chunks, design_rows
+from crimecast.features.design import WEIGHT, design_chunks, design_rows, uses_design
 from crimecast.features.excitation import fit_panel_sepp
-from crimecast.features.job import weather_for
+from crimecast.features.job import weather_for, write_parts
 from crimecast.features.meta import build_meta
+from crimecast.features.timebins import STEPS_HOURS
 from crimecast.features.unit_table import units_from_table
 from crimecast.features.units import UnitSet
 from crimecast.models.estimators import HotspotModel
 from crimecast.models.naive import Forecaster
-from crimecast.pipeline.training import SplitPlan, plan_bins
+from crimecast.pipeline.training import SplitPlan, plan_bins, sepp_fit_info
 
 logger = logging.getLogger(__name__)
 
 KEEP_SHARE = 0.01  # predictions.parquet: each forecaster's top 1% of units per bin
 VALIDATION_CHUNK_ROWS = 1_000_000
-# A test block is scored one forecaster at a time, so the block's build dominates its
-# memory: the features' own estimate. (The 150 m x 8 h LA run peaked at 7.9 GiB with 300
-# bytes a cell, too close to an 8 GB machine, and at 6.6 GiB with 400; BENCHMARKS.md.)
-SCORED_BYTES_PER_CELL = 400
 
 
 def streamed_executor(executor: Executor | None) -> Executor:
@@ -84,14 +80,11 @@ def streamed_executor(executor: Executor | None) -> Executor:
 def is_streamed(config: FeatureConfig, n_units: int, clean: pl.DataFrame) -> bool:
     """Whether the panel of ``n_units`` units over ``clean``'s time range is too large to
     build whole (``features.rows`` ``sampled``, or ``auto`` above ``whole_panel_rows``)."""
-    if config.rows != "auto":
-        return config.rows == "sampled"
     first, last = clean["occurred_at"].min(), clean["occurred_at"].max()
     if not isinstance(first, dt.datetime) or not isinstance(last, dt.datetime):
-        return False
-    hours = {"1h": 1, "8h": 8, "12h": 12, "1d": 24, "7d": 168}[config.time_bin]
-    n_bins = (last - first) / dt.timedelta(hours=hours) + 1
-    return n_units * n_bins > config.whole_panel_rows
+        return uses_design(config, 0)
+    n_bins = (last - first) / dt.timedelta(hours=STEPS_HOURS[config.time_bin]) + 1
+    return uses_design(config, n_units * n_bins)
 
 
 def labelled_bins(inputs: PanelInputs) -> np.ndarray:
@@ -168,10 +161,7 @@ def process_streamed(cleaned: CleanResult, units: UnitSet, config: FeatureConfig
     if fit is not None:
         config = config.model_copy(update={"sepp": fit.params.as_dict()})
         inputs = dataclasses.replace(inputs, config=config)
-        sepp_fit = {"params": fit.params.as_dict(), "events": fit.n_events, "pairs": fit.n_pairs,
-                    "iterations": fit.iterations, "converged": fit.converged,
-                    "log_likelihood": fit.log_likelihood, "seconds": round(fit.seconds, 3),
-                    "fitted_before": str(plan.validation_cutoff)}
+        sepp_fit = sepp_fit_info(fit, plan.validation_cutoff)
     bins = streamed.bins
     design = design_rows(inputs, config.design_rows, seed, first=int(bins[0]),
                          last=int(bins[plan.inner.test_start]) - 1)
@@ -179,24 +169,17 @@ def process_streamed(cleaned: CleanResult, units: UnitSet, config: FeatureConfig
                                               seed)
     target = out / "features.parquet"
     shutil.rmtree(target, ignore_errors=True)
-    rows = parts = 0
-    meta: dict[str, Any] = {}
-    rounds = [design_chunks(inputs, design, runner),
-              _validation_chunks(inputs, chosen, weight, runner)]
-    for source in rounds:
-        for frames in source:
-            for frame in frames:
-                if not meta:
-                    meta = build_meta(frame, config, units, inputs.panel, inputs.binning,
-                                      inputs.events.height, clean.height,
-                                      z_window=inputs.z_window,
-                                      weather_used=inputs.weather is not None, seconds=0.0)
-                rows += frame.height
-                write_parquet(frame.drop(UNIT, BIN), target / f"part-{parts:05d}.parquet")
-                parts += 1
+    written = write_parts(
+        itertools.chain(design_chunks(inputs, design, runner),
+                        _validation_chunks(inputs, chosen, weight, runner)),
+        target, lambda frame: build_meta(
+            frame, config, units, inputs.panel, inputs.binning, inputs.events.height,
+            clean.height, z_window=inputs.z_window, weather_used=inputs.weather is not None,
+            seconds=0.0))
     split = plan.split
-    meta["panel"].update(rows=inputs.panel.n_units * inputs.panel.n_bins, written_rows=rows,
-                         blocks=parts)
+    meta = written.meta
+    meta["panel"].update(rows=inputs.panel.n_units * inputs.panel.n_bins,
+                         written_rows=written.rows, blocks=written.parts)
     meta["design"] = design.describe()
     meta["streamed"] = {
         "bins": [s.isoformat() for s in streamed.starts],
@@ -233,8 +216,7 @@ def _test_blocks(inputs: PanelInputs, first: int, last: int, executor: Executor)
     warmup = warmup_bins(inputs.z_window, config.settle_days, config.horizon, inputs.binning)
     span = PanelGrid(n_units=inputs.panel.n_units, first_bin=first, n_bins=last - first + 1)
     return [Block(b.lo, b.hi, max(inputs.panel.first_bin, b.lo - warmup))
-            for b in plan_blocks(span, warmup, config.block_memory_mb, executor.workers,
-                                 SCORED_BYTES_PER_CELL)]
+            for b in plan_blocks(span, warmup, config.block_memory_mb, executor.workers)]
 
 
 def tested_forecasters(info: dict[str, Any], deployed: str) -> list[str]:

@@ -38,7 +38,7 @@ from crimecast.evaluation.selection import (
     score_rows,
 )
 from crimecast.features.build import FeatureSet, rebuild_column
-from crimecast.features.excitation import fit_panel_sepp
+from crimecast.features.excitation import SeppFit, fit_panel_sepp
 from crimecast.features.meta import feature_columns
 from crimecast.features.units import UnitSet
 from crimecast.models.estimators import HotspotModel, check_model_type
@@ -322,10 +322,14 @@ def fit_sepp_feature(
         if fit is not None:
             config = features_config.model_copy(update={"sepp": fit.params.as_dict()})
             frame = rebuild_column(frame, clean, units, config, "sepp_intensity")
-            fit_info = {"params": fit.params.as_dict(), "events": fit.n_events,
-                        "pairs": fit.n_pairs, "iterations": fit.iterations,
-                        "converged": fit.converged, "log_likelihood": fit.log_likelihood,
-                        "seconds": round(fit.seconds, 3),
-                        "fitted_before": str(plan.validation_cutoff)}
+            fit_info = sepp_fit_info(fit, plan.validation_cutoff)
     meta = {**built.meta, "feature_config": config.model_dump(mode="json"), "sepp_fit": fit_info}
     return FeatureSet(frame=frame, meta=meta), config
+
+
+def sepp_fit_info(fit: SeppFit, cutoff: Any) -> dict[str, Any]:
+    """``features_meta.json``'s ``sepp_fit``: the EM fit's parameters and diagnostics."""
+    return {"params": fit.params.as_dict(), "events": fit.n_events, "pairs": fit.n_pairs,
+            "iterations": fit.iterations, "converged": fit.converged,
+            "log_likelihood": fit.log_likelihood, "seconds": round(fit.seconds, 3),
+            "fitted_before": str(cutoff)}
