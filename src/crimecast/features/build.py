@@ -152,14 +152,16 @@ def build_block(inputs: PanelInputs, block: Block, nan_as_null: bool = True) -> 
     ``nan_as_null=False`` leaves undefined features as NaN rather than null (the same to
     every forecaster; it saves a copy of the block when the rows are only scored)."""
     config, grid = inputs.config, block.grid(inputs.panel.n_units)
+    shift = config.horizon - 1
+    # Issue columns before block.lo - shift only warm up statistics over earlier columns.
     context = FeatureContext(events=inputs.events, grid=grid, binning=inputs.binning,
                              units=inputs.units, config=config, clean=inputs.clean,
-                             unit_index=inputs.unit_index, z_window=inputs.z_window)
+                             unit_index=inputs.unit_index, z_window=inputs.z_window,
+                             skip=max(0, block.skip - shift))
     context.cache.update(inputs.shared)  # panel-wide results every block reads
     matrices = declared_matrices(context)
     share_panel_work(inputs, context)
     context.cache.clear()
-    shift = config.horizon - 1
     columns: dict[str, np.ndarray] = {}
     for name in list(matrices):
         columns[name] = shift_rows(matrices.pop(name), shift)

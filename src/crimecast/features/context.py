@@ -91,6 +91,9 @@ class FeatureContext:
     z_window: int
     cache: dict[Any, Any] = field(default_factory=dict)
     rows: Rows | None = None
+    # Leading grid columns whose values are dropped (a time block's warm-up): a costly
+    # feature that never reads other columns may leave them NaN (see :meth:`kept_rows`).
+    skip: int = 0
 
     @property
     def target(self) -> Target:
@@ -145,6 +148,19 @@ class FeatureContext:
         if self.rows is not None:
             return self.rows.row
         return np.arange(self.grid.first_bin, self.grid.last_bin + 1, dtype=np.int64)
+
+    def kept_rows(self) -> np.ndarray:
+        """The issue rows whose values are kept: :meth:`issue_rows` after the ``skip``."""
+        rows = self.issue_rows()
+        return rows if self.rows is not None else rows[self.skip:]
+
+    def padded(self, values: np.ndarray) -> np.ndarray:
+        """A (units, kept rows) matrix placed in a grid-shaped one, NaN in skipped columns."""
+        if self.rows is not None or self.skip == 0:
+            return values
+        out = np.full((values.shape[0], self.grid.n_bins), np.nan, dtype=values.dtype)
+        out[:, self.skip:] = values
+        return out
 
     def per_row(self, values: np.ndarray) -> np.ndarray:
         """Values computed on :meth:`issue_rows`, shaped like every feature."""
@@ -229,7 +245,7 @@ class FeatureContext:
     def _smoothed(self, bins: int, multiple: float, every_days: int
                   ) -> tuple[np.ndarray, np.ndarray]:
         every = self.snapshot_every(every_days)
-        snap = snapshot_of(self.issue_rows(), every)
+        snap = snapshot_of(self.kept_rows(), every)
         points, index = np.unique(snap, return_inverse=True)
         occ, avail = self.events["occ"].to_numpy(), self.events["avail"].to_numpy()
         counts = snapshot_counts(self.events["_u"].to_numpy(), avail, occ + bins, points,
@@ -238,7 +254,9 @@ class FeatureContext:
         total = smooth.sum(axis=0, dtype=np.float64)[index]
         if self.rows is not None:
             return smooth[self.rows.unit, index], total
-        return smooth[:, index], self.per_row(total)
+        every_row = np.full(self.grid.n_bins, np.nan)
+        every_row[self.skip:] = total
+        return self.padded(smooth[:, index]), self.per_row(every_row)
 
     def event_xy(self) -> tuple[np.ndarray, np.ndarray]:
         """The events' coordinates in the units' projected CRS (metres), projected once."""

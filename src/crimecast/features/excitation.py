@@ -89,11 +89,12 @@ def sepp_intensity(c: FeatureContext) -> np.ndarray:
     if c.rows is not None:
         q_unit, q_row = c.rows.unit, rows
     else:
-        q_unit = np.repeat(np.arange(c.grid.n_units, dtype=np.int64), rows.size)
-        q_row = np.tile(rows, c.grid.n_units)
+        kept = c.kept_rows()
+        q_unit = np.repeat(np.arange(c.grid.n_units, dtype=np.int64), kept.size)
+        q_row = np.tile(kept, c.grid.n_units)
     decayed = decay.at(q_unit, q_row)
     if c.rows is None:
-        decayed = decayed.reshape(c.grid.n_units, rows.size)
+        decayed = c.padded(decayed.reshape(c.grid.n_units, kept.size))
     window = c.bins(7 * BACKGROUND_WEEKS)
     long, total = c.kde(window), c.kde_total(window)
     uniform = c.per_unit(areas / areas.sum())
