@@ -155,11 +155,12 @@ class FeatureContext:
         return rows if self.rows is not None else rows[self.skip:]
 
     def padded(self, values: np.ndarray) -> np.ndarray:
-        """A (units, kept rows) matrix placed in a grid-shaped one, NaN in skipped columns."""
+        """Values over :meth:`kept_rows` (last axis) placed on every grid column, NaN in the
+        skipped ones."""
         if self.rows is not None or self.skip == 0:
             return values
-        out = np.full((values.shape[0], self.grid.n_bins), np.nan, dtype=values.dtype)
-        out[:, self.skip:] = values
+        out = np.full((*values.shape[:-1], self.grid.n_bins), np.nan, dtype=values.dtype)
+        out[..., self.skip:] = values
         return out
 
     def per_row(self, values: np.ndarray) -> np.ndarray:
@@ -254,9 +255,7 @@ class FeatureContext:
         total = smooth.sum(axis=0, dtype=np.float64)[index]
         if self.rows is not None:
             return smooth[self.rows.unit, index], total
-        every_row = np.full(self.grid.n_bins, np.nan)
-        every_row[self.skip:] = total
-        return self.padded(smooth[:, index]), self.per_row(every_row)
+        return self.padded(smooth[:, index]), self.per_row(self.padded(total))
 
     def event_xy(self) -> tuple[np.ndarray, np.ndarray]:
         """The events' coordinates in the units' projected CRS (metres), projected once."""

@@ -86,15 +86,13 @@ def sepp_intensity(c: FeatureContext) -> np.ndarray:
 
     decay: DecayIndex = c.shared(f"sepp_index_{params.sigma_m!r}_{params.omega_per_day!r}",
                                  index)
+    kept = c.kept_rows()
     if c.rows is not None:
-        q_unit, q_row = c.rows.unit, rows
+        decayed = decay.at(c.rows.unit, kept)
     else:
-        kept = c.kept_rows()
-        q_unit = np.repeat(np.arange(c.grid.n_units, dtype=np.int64), kept.size)
-        q_row = np.tile(kept, c.grid.n_units)
-    decayed = decay.at(q_unit, q_row)
-    if c.rows is None:
-        decayed = c.padded(decayed.reshape(c.grid.n_units, kept.size))
+        units = np.repeat(np.arange(c.grid.n_units, dtype=np.int64), kept.size)
+        decayed = c.padded(decay.at(units, np.tile(kept, c.grid.n_units))
+                           .reshape(c.grid.n_units, kept.size))
     window = c.bins(7 * BACKGROUND_WEEKS)
     long, total = c.kde(window), c.kde_total(window)
     uniform = c.per_unit(areas / areas.sum())
