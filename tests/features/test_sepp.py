@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from scipy.integrate import dblquad
 
 from crimecast.errors import ModelError
+from crimecast.features.decay import EPOCH, decay_index, first_epoch_row
 from crimecast.features.sepp import (
     DEFAULT_PARAMS,
     SeppFit,
@@ -191,8 +192,6 @@ def test_the_event_indexed_decay_index_matches_the_dense_reference(
         panel: dict[str, Any], stretch: int) -> None:
     """What the panel builder reads (DecayIndex) against the recursive filter, on rows
     stretched far apart so the index's reference times are crossed many times."""
-    from crimecast.features.decay import decay_index
-
     step = panel["step"] * stretch
     stretched = {**panel, "start": 0.0, "step": step,
                  "row_start_days": step * np.arange(panel["row_start_days"].size)}
@@ -203,7 +202,31 @@ def test_the_event_indexed_decay_index_matches_the_dense_reference(
     unit = np.repeat(np.arange(panel["n_units"]), want.shape[1])
     row = np.tile(np.arange(want.shape[1]), panel["n_units"])
     got = index.at(unit, row).reshape(want.shape)
-    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-300)
+    # Contributions two epochs back are left out by definition (each < its weight × e^-40).
+    dropped = a["weight"].sum() * math.exp(-EPOCH)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=dropped + 1e-300)
+
+
+@settings(max_examples=150, deadline=None)
+@given(panels(), st.integers(1, 400), st.data())
+def test_a_block_local_decay_index_equals_the_whole_history_index(
+        panel: dict[str, Any], stretch: int, data: st.DataObject) -> None:
+    """An index of only the contributions a block can read (its epochs and the one before)
+    gives the whole-history index's values bit for bit at the block's rows."""
+    step = panel["step"] * stretch
+    n_rows = panel["row_start_days"].size
+    a = _arrays({**panel, "start": 0.0, "step": step}, panel["contributions"])
+    whole = decay_index(a["unit_idx"], a["t_days"], a["avail_row"], a["weight"], step,
+                        panel["omega_per_day"])
+    first = data.draw(st.integers(0, n_rows - 1))
+    last = data.draw(st.integers(first, n_rows - 1))
+    local = (a["avail_row"] >= first_epoch_row(first, step, panel["omega_per_day"])) & (
+        a["avail_row"] <= last)
+    block = decay_index(a["unit_idx"][local], a["t_days"][local], a["avail_row"][local],
+                        a["weight"][local], step, panel["omega_per_day"])
+    unit = np.repeat(np.arange(panel["n_units"]), last - first + 1)
+    row = np.tile(np.arange(first, last + 1), panel["n_units"])
+    assert np.array_equal(block.at(unit, row), whole.at(unit, row))
 
 
 def test_decayed_counts_edge_cases() -> None:

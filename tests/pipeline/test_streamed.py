@@ -77,7 +77,7 @@ def test_a_sampled_design_trains_on_weighted_rows_and_scores_every_test_row(
     assert 1 <= sample["bins"] < sample["of"] and sample["weight"] == sample["of"] / sample["bins"]
     parts = pl.read_parquet(streamed / "process" / "features.parquet" / "*.parquet")
     assert parts.height == meta["panel"]["written_rows"] == (
-        design["event_rows"] + design["sampled_empty_rows"] + sample["rows"])
+        design["sampled_event_rows"] + design["sampled_empty_rows"] + sample["rows"])
     # Horvitz-Thompson: the design's weights add up to the rows they stand for.
     fit = parts.filter(pl.col("_weight") != sample["weight"])
     assert fit["_weight"].sum() == pytest.approx(design["panel_rows"])

@@ -34,9 +34,19 @@ from crimecast.features.kde import smooth_snapshots, snapshot_counts, snapshot_o
 from crimecast.features.timebins import STEPS_HOURS, TimeBinning
 from crimecast.features.units import UnitSet
 
+# Event-unit pairs (SEPP trigger weights, near-repeat neighbours) up to which they are
+# built once per panel and shared by its blocks (~50 bytes each while built); above it,
+# each block or row set builds the pairs of the events it can read (identical values).
+PANEL_PAIRS = 60_000_000
 ALL_HISTORY = math.inf  # the look-back of "all history" features, in days
 WEEK_WINDOWS: dict[str, int | None] = {"1w": 1, "4w": 4, "13w": 13, "26w": 26, "52w": 52,
                                        "104w": 104, "all": None}
+
+
+def pairs_panel_wide(n_events: int, units: UnitSet, radius_m: float) -> bool:
+    """Whether the pairs of ``n_events`` events and the units within ``radius_m`` of them
+    fit :data:`PANEL_PAIRS` (built once per panel) or are built per block."""
+    return n_events * units.expected_within(radius_m) <= PANEL_PAIRS
 
 
 @dataclass(frozen=True)
@@ -132,15 +142,20 @@ class FeatureContext:
         """Events known at each issue row in the adjacent units over the trailing ``bins``."""
         if self.rows is None:
             return np.asarray(self.units.adjacency @ self.trailing(bins))
-        # Each event counts once for every unit it neighbours (0/1 adjacency).
+        # Each event counts once for every unit it neighbours (0/1 adjacency). Only events
+        # whose interval [avail, occ + bins] reaches the requested rows can count.
+        rows = self.rows.row
+        events = self.events.filter((pl.col("avail") <= int(rows.max()))
+                                    & (pl.col("occ") + bins >= int(rows.min()))) \
+            if rows.size else self.events.clear()
         by_unit = self.units.adjacency.T.tocsr()
-        units = self.events["_u"].to_numpy()
+        units = events["_u"].to_numpy()
         repeat = np.diff(by_unit.indptr)[units]
         starts = by_unit.indptr[units]
         offsets = np.arange(repeat.sum()) - np.repeat(np.cumsum(repeat) - repeat, repeat)
         near = by_unit.indices[np.repeat(starts, repeat) + offsets]
-        occ = np.repeat(self.events["occ"].to_numpy(), repeat)
-        avail = np.repeat(self.events["avail"].to_numpy(), repeat)
+        occ = np.repeat(events["occ"].to_numpy(), repeat)
+        avail = np.repeat(events["avail"].to_numpy(), repeat)
         return self.count(near.astype(np.int64), avail, occ + bins)
 
     def issue_rows(self) -> np.ndarray:
@@ -259,9 +274,17 @@ class FeatureContext:
 
     def event_xy(self) -> tuple[np.ndarray, np.ndarray]:
         """The events' coordinates in the units' projected CRS (metres), projected once."""
-        xy: tuple[np.ndarray, np.ndarray] = self.shared("event_xy", lambda: to_projected(
-            self.events["lat"].to_numpy(), self.events["lon"].to_numpy(), self.units.crs))
+        xy: tuple[np.ndarray, np.ndarray] = self.shared("event_xy",
+                                                        lambda: self.project(self.events))
         return xy
+
+    def project(self, events: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Coordinates of ``events`` (rows of :attr:`events`) in the units' projected CRS."""
+        return to_projected(events["lat"].to_numpy(), events["lon"].to_numpy(), self.units.crs)
+
+    def panel_wide(self, radius_m: float) -> bool:
+        """:func:`pairs_panel_wide` for this context's events and units."""
+        return pairs_panel_wide(self.events.height, self.units, radius_m)
 
     def shared(self, key: str, make: Any) -> Any:
         """Compute ``make()`` once per build under ``key`` (for features built together)."""

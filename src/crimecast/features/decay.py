@@ -1,27 +1,37 @@
 """Decayed sums of the self-exciting process at requested rows, indexed by events.
 
 ``D(u, a) = Σ w_k e^{−ω(aΔ − t_k)}`` over the contributions ``k`` of unit ``u`` with
-``avail_row[k] <= a``: what the SEPP intensity feature reads, for the dense panel and
-for the event-indexed rows alike (one index, so they agree bit for bit).
+``avail_row[k] <= a`` whose availability falls in the query's *epoch* or the one
+before: what the SEPP intensity feature reads, for the dense panel and for the
+event-indexed rows alike (one definition, so they agree bit for bit).
+
+Epochs are fixed stretches of ``EPOCH / ω`` days from time 0 (``EPOCH = 40``), the same
+for every panel, block and row set. A contribution two epochs back has decayed by more
+than ``e^-40`` (4e-18) and is left out *by definition*; so an index built from only the
+events of a block's epochs and the epoch before (:func:`first_epoch_row`) gives the same
+values, bit for bit, as one built from the whole history: the block-local index that
+lets 10M-event panels fit in memory.
 
 Event-indexed (cost grows with contributions and queries, not units × bins):
-contributions sorted by unit and availability carry running sums, read with
-``searchsorted``. Each contribution is first decayed to the start of its
-availability row ``τ = avail·Δ``; the running sums are kept relative to fixed
-reference times (every ``L/ω`` days, ``e^L`` at most 1e260) so nothing overflows
-however long the history; the sums restart at each reference and carry the earlier
-part forward, decayed. :func:`crimecast.features.sepp.decayed_counts` (a recursive
-filter over every row of a dense panel) is the reference it is tested against.
+contributions sorted by unit and availability carry running sums within their
+(unit, epoch) group, read with ``searchsorted``. Each contribution is first decayed to
+the start of its availability row ``τ = avail·Δ`` and kept relative to its epoch's
+start (at most ``e^40`` larger: nothing overflows); a group also carries the previous
+epoch's total. :func:`crimecast.features.sepp.decayed_counts` (a recursive filter over
+every row of a dense panel, with no epochs) is the reference it is tested against.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
 from crimecast.errors import ModelError
+
+EPOCH = 40.0  # in units of 1/ω: contributions two epochs back have decayed past e^-40
 
 
 @dataclass(frozen=True)
@@ -30,8 +40,9 @@ class DecayIndex:
     (see the module doc); built once per panel, read by every block and row set."""
 
     keys: np.ndarray  # unit * span + (avail - base), sorted
-    level: np.ndarray  # running sum within the (unit, chunk) group plus the earlier groups'
-    ref: np.ndarray  # the group's reference time (days)
+    running: np.ndarray  # running sum within the (unit, epoch) group, relative to its start
+    carried: np.ndarray  # the unit's previous epoch's total, relative to the same start
+    epoch: np.ndarray  # the group's epoch
     base: int
     span: int
     omega: float
@@ -50,9 +61,32 @@ class DecayIndex:
         hit = pos >= 0
         hit[hit] = self.keys[pos[hit]] // self.span == q_unit[hit]
         p = pos[hit]
-        elapsed = q_row[hit] * self.bin_days - self.ref[p]
-        out[hit] = np.exp(-self.omega * elapsed) * self.level[p]
+        q_time = q_row[hit] * self.bin_days
+        q_epoch = epoch_of(q_time, self.omega)
+        epoch = self.epoch[p]
+        # Same epoch: the group and the epoch before; the epoch before: its group alone;
+        # older: decayed past e^-40, left out (module doc).
+        level = np.where(epoch == q_epoch, self.running[p] + self.carried[p],
+                         np.where(epoch == q_epoch - 1, self.running[p], 0.0))
+        out[hit] = np.exp(epoch * EPOCH - self.omega * q_time) * level
         return out
+
+
+def epoch_of(t_days: np.ndarray, omega_per_day: float) -> np.ndarray:
+    """The epoch (module doc) of times in days."""
+    return np.floor(np.asarray(t_days, dtype=np.float64) * (omega_per_day / EPOCH)
+                    ).astype(np.int64)
+
+
+def first_epoch_row(first_row: int, bin_days: float, omega_per_day: float) -> int:
+    """The first availability row an index must hold for queries at rows ``>= first_row``:
+    the start of the epoch before ``first_row``'s (contributions available earlier are
+    never read)."""
+    if omega_per_day <= 0:  # no decay: every contribution counts
+        return -(2**62)
+    epoch = int(epoch_of(np.array([first_row * bin_days]), omega_per_day)[0]) - 1
+    # One row early: a row more is harmless (never read), a row less after rounding is not.
+    return math.floor(epoch * (EPOCH / omega_per_day) / bin_days) - 1
 
 
 def decay_index(
@@ -75,7 +109,8 @@ def decay_index(
     omega = float(omega_per_day)
     if units.size == 0:
         empty = np.zeros(0)
-        return DecayIndex(np.zeros(0, np.int64), empty, empty, 0, 1, omega, float(bin_days))
+        return DecayIndex(np.zeros(0, np.int64), empty, empty, np.zeros(0, np.int64), 0, 1,
+                          omega, float(bin_days))
     base = int(avail.min()) - 1
     span = int(avail.max()) - base + 2
     # One sort by the final key (unit, then availability); every array follows it, and
@@ -89,33 +124,21 @@ def decay_index(
     x = np.asarray(weight, dtype=np.float64).ravel()[order]
     x *= np.exp(-omega * (tau - times[order]))
     del order, times, avail
-    spread = omega * float(tau.max() - tau.min())
-    length = min(600.0, max(30.0, spread / 256.0))
-    if omega * float(np.abs(tau).max()) <= length:  # one reference (time 0) is enough
-        chunk, ref = np.zeros(tau.size, np.int64), np.zeros(tau.size)
-    else:
-        chunk = np.floor(omega * tau / length).astype(np.int64)
-        ref = chunk * (length / omega)
-    x *= np.exp(omega * (tau - ref))
+    epoch = epoch_of(tau, omega)
+    x *= np.exp(omega * tau - epoch * EPOCH)
     del tau
     units = keys // span
-    frame = pl.DataFrame({"u": units, "c": chunk, "v": x})
+    frame = pl.DataFrame({"u": units, "c": epoch, "v": x})
     del x
     running = frame.select(pl.col("v").cum_sum().over("u", "c"))["v"].to_numpy()
     del frame
-    # One group per (unit, chunk): its sum, and the decayed sum of the unit's earlier groups.
-    last = np.flatnonzero(np.r_[(units[1:] != units[:-1]) | (chunk[1:] != chunk[:-1]), True])
+    # One group per (unit, epoch): its total, carried into the unit's next epoch.
+    last = np.flatnonzero(np.r_[(units[1:] != units[:-1]) | (epoch[1:] != epoch[:-1]), True])
     first = np.r_[0, last[:-1] + 1]
-    g_unit, g_chunk, g_sum = units[last], chunk[last], running[last]
-    del units, chunk
-    new_unit = np.r_[True, g_unit[1:] != g_unit[:-1]]
-    position = np.arange(g_unit.size)
-    rank = position - np.maximum.accumulate(np.where(new_unit, position, 0))
-    carry = np.zeros(g_unit.size)
-    for r in range(1, int(rank.max()) + 1):
-        at = np.flatnonzero(rank == r)
-        gap = (g_chunk[at] - g_chunk[at - 1]) * length
-        carry[at] = (carry[at - 1] + g_sum[at - 1]) * np.exp(-gap)
-    level = running + np.repeat(carry, last - first + 1)
-    return DecayIndex(keys=keys, level=level, ref=ref, base=base, span=span, omega=omega,
+    g_unit, g_epoch, g_sum = units[last], epoch[last], running[last]
+    del units
+    follows = np.r_[False, (g_unit[1:] == g_unit[:-1]) & (g_epoch[1:] == g_epoch[:-1] + 1)]
+    carry = np.where(follows, np.r_[0.0, g_sum[:-1]] * math.exp(-EPOCH), 0.0)
+    return DecayIndex(keys=keys, running=running, carried=np.repeat(carry, last - first + 1),
+                      epoch=epoch, base=base, span=span, omega=omega,
                       bin_days=float(bin_days))

@@ -33,9 +33,10 @@ import shapely
 from crimecast.config import FeatureConfig
 from crimecast.data.geo import to_projected
 from crimecast.features.context import FeatureContext, incident_events
-from crimecast.features.decay import DecayIndex, decay_index
+from crimecast.features.decay import DecayIndex, decay_index, first_epoch_row
 from crimecast.features.sepp import (
     DEFAULT_PARAMS,
+    TRIGGER_CUTOFF,
     SeppFit,
     SeppParams,
     expected_counts,
@@ -72,21 +73,28 @@ def sepp_intensity(c: FeatureContext) -> np.ndarray:
     bin_days = c.binning.hours / 24
     rows = c.issue_rows()
     areas = unit_areas_m2(c.units)
-    def weights() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        x, y = c.event_xy()
-        return trigger_weights(x, y, c.units.centroids, areas, params.sigma_m,
-                               c.units.cell_size)
+    kept = c.kept_rows()
 
-    def index() -> DecayIndex:
-        # Per event and unit, whatever the time block or rows: computed once per panel.
-        e_idx, u_idx, weight = weights()
-        return decay_index(u_idx, c.events["t_days"].to_numpy()[e_idx],
-                           c.events["avail"].to_numpy()[e_idx], weight, bin_days,
+    def index(events: pl.DataFrame, xy: tuple[np.ndarray, np.ndarray]) -> DecayIndex:
+        e_idx, u_idx, weight = trigger_weights(*xy, c.units.centroids, areas,
+                                               params.sigma_m, c.units.cell_size)
+        return decay_index(u_idx, events["t_days"].to_numpy()[e_idx],
+                           events["avail"].to_numpy()[e_idx], weight, bin_days,
                            params.omega_per_day)
 
-    decay: DecayIndex = c.shared(f"sepp_index_{params.sigma_m!r}_{params.omega_per_day!r}",
-                                 index)
-    kept = c.kept_rows()
+    def block_index() -> DecayIndex:  # the events the block reads (decay module doc)
+        first = first_epoch_row(int(kept.min()), bin_days, params.omega_per_day) \
+            if kept.size else 0
+        events = c.events.filter(pl.col("avail").is_between(first, int(kept.max()))) \
+            if kept.size else c.events.clear()
+        return index(events, c.project(events))
+
+    name = f"{params.sigma_m!r}_{params.omega_per_day!r}"
+    if c.panel_wide(TRIGGER_CUTOFF * params.sigma_m):  # once per panel, shared by its blocks
+        decay: DecayIndex = c.shared(f"sepp_index_{name}",
+                                     lambda: index(c.events, c.event_xy()))
+    else:
+        decay = c.shared(f"sepp_block_{name}", block_index)
     if c.rows is not None:
         decayed = decay.at(c.rows.unit, kept)
     else:

@@ -111,7 +111,17 @@ def daily_rows(c: FeatureContext) -> DailyRows:
 
 def near_repeat(c: FeatureContext) -> np.ndarray:
     """Events known at issue time within the radius of each unit over the trailing hours."""
-    event_idx, unit_idx = c.shared(NEAR_KEY, lambda: c.units.within_xy(
-        *c.event_xy(), c.config.near_repeat_radius_m))
-    near = c.events[event_idx].with_columns(_u=pl.Series(unit_idx, dtype=pl.Int64))
-    return window_counts(near, c.target, c.bins(c.config.near_repeat_hours / 24))
+    radius, window = c.config.near_repeat_radius_m, c.bins(c.config.near_repeat_hours / 24)
+    if c.panel_wide(radius):  # the pairs once per panel, shared by its blocks
+        events = c.events
+        event_idx, unit_idx = c.shared(NEAR_KEY, lambda: c.units.within_xy(*c.event_xy(),
+                                                                           radius))
+    else:  # the events counted at this block's rows: known by its last, recent at its first
+        rows = c.issue_rows()
+        events = c.events.filter((pl.col("avail") <= int(rows.max()))
+                                 & (pl.col("occ") + window >= int(rows.min()))) \
+            if rows.size else c.events.clear()
+        event_idx, unit_idx = c.units.within_xy(*c.project(events), radius)
+    near = events.select("occ", "avail")[event_idx].with_columns(
+        _u=pl.Series(unit_idx, dtype=pl.Int64))
+    return window_counts(near, c.target, window)

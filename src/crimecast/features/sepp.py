@@ -114,6 +114,7 @@ class SeppParams:
 # Literature-ish starting values; background 0 means "scale from the data".
 DEFAULT_PARAMS = SeppParams(background_per_day=0.0, theta=0.2, omega_per_day=1 / 7,
                             sigma_m=150.0)
+TRIGGER_CUTOFF = 3.0  # trigger weights reach this many σ (plus half a cell diagonal)
 
 
 @dataclass(frozen=True)
@@ -283,7 +284,7 @@ def _interval_mass(offset: np.ndarray, half: float, sigma: float) -> np.ndarray:
 
 def trigger_weights(
     x: np.ndarray, y: np.ndarray, centroids: np.ndarray, unit_area_m2: np.ndarray,
-    sigma_m: float, cell_size: float | None, cutoff: float = 3.0,
+    sigma_m: float, cell_size: float | None, cutoff: float = TRIGGER_CUTOFF,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The Gaussian trigger kernel's mass of each event in each nearby unit.
 

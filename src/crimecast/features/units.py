@@ -153,6 +153,16 @@ class UnitSet:
         col, row, ok = g.cell_of(x, y, self.cell_size)
         return np.where(ok, self._lookup.find(col, row), -1)
 
+    def expected_within(self, radius_m: float) -> float:
+        """About how many units lie within ``radius_m`` metres of a point (for memory
+        estimates): the disc widened by half a unit's diagonal, over a unit's mean area."""
+        if len(self) == 0:
+            return 0.0
+        area = (self.cell_size**2 if self.cell_size is not None
+                else float(np.mean(shapely.area(self.projected))))
+        reach = radius_m + math.sqrt(area / 2)
+        return float(min(len(self), max(1.0, math.pi * reach**2 / max(area, 1e-9))))
+
     def within(
         self, lat: np.ndarray, lon: np.ndarray, radius_m: float
     ) -> tuple[np.ndarray, np.ndarray]:
