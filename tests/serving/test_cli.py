@@ -39,7 +39,7 @@ def test_predict_writes_geojson_and_patrol_boxes(served_run: ServedRun, tmp_path
                     served_run.summary.run_id, "--data", str(served_run.data_file))
     assert csv.returncode == 0, csv.stderr
     boxes = pl.read_csv(csv.stdout.encode())
-    assert boxes.columns[:4] == ["rank", "unit_id", "name", "region"]
+    assert boxes.columns[:5] == ["rank", "unit_id", "name", "place", "region"]
     assert boxes["rank"].to_list() == [1, 2, 3, 4]
     assert (boxes["min_lon"] < boxes["max_lon"]).all()
     assert (boxes["min_lat"] <= boxes["centre_lat"]).all()

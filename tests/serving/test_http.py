@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import threading
 from collections.abc import Callable
 
@@ -210,8 +211,7 @@ def test_token_is_required_everywhere_but_ping_and_the_map_shell(
     row = feature_rows(served_run, bundle, 1)[0]
     with live_server(loaded=loaded, token=TOKEN) as server:
         for method, path in (("POST", "/invocations"), ("GET", "/hotspots"),
-                             ("GET", "/model"), ("GET", "/boundaries"),
-                             ("GET", "/openapi.json"), ("GET", "/docs")):
+                             ("GET", "/model"), ("GET", "/boundaries")):
             answer = httpx.request(method, f"{server.url}{path}", json={"instances": [row]})
             assert answer.status_code == 401, path
             assert answer.json() == {"detail": "missing or wrong bearer token. Send the header "
@@ -224,7 +224,23 @@ def test_token_is_required_everywhere_but_ping_and_the_map_shell(
         assert httpx.post(f"{server.url}/invocations", json={"instances": [row]},
                           headers=good).status_code == 200
         assert httpx.get(f"{server.url}/ping").status_code == 200
-        assert httpx.get(f"{server.url}/map").status_code == 200
+        # Pages and the API description hold no data: open, like the vendored libraries.
+        for path in ("/map", "/docs", "/openapi.json", "/vendor/leaflet/leaflet.js",
+                     "/vendor/swagger-ui-dist/swagger-ui.css"):
+            assert httpx.get(f"{server.url}{path}").status_code == 200, path
+        assert httpx.get(f"{server.url}/vendor/../model").status_code in (401, 404)
+
+
+def test_the_root_redirects_to_the_map_and_docs_load_nothing_from_elsewhere(
+        shared_server: LiveServer) -> None:
+    root = httpx.get(f"{shared_server.url}/")
+    assert root.status_code == 307 and root.headers["location"] == "/map"
+    docs = httpx.get(f"{shared_server.url}/docs")
+    assert docs.status_code == 200
+    links = re.findall(r'(?:src|href|url)\s*[=:]\s*["\']([^"\']+)', docs.text)
+    assert links and all(link.startswith("/") for link in links), links
+    for link in links:
+        assert httpx.get(f"{shared_server.url}{link}").status_code == 200, link
 
 
 def test_hotspots_geojson_ranks_units_with_audit_fields(shared_server: LiveServer,
@@ -312,13 +328,32 @@ def test_model_summary_and_card(shared_server: LiveServer, bundle: ModelBundle,
     assert {"/ping", "/invocations", "/hotspots", "/map", "/model"} <= set(spec["paths"])
 
 
-def test_map_page_is_self_contained(shared_server: LiveServer) -> None:
-    page = httpx.get(f"{shared_server.url}/map")
-    assert page.status_code == 200
-    html = page.text
-    assert 'name="viewport"' in html
-    for needle in ("http://", "https://", "//cdn", "@import", "<link"):
-        assert needle not in html.replace("http://www.w3.org/2000/svg", ""), needle
+def test_map_page_loads_only_this_servers_files_unless_tiles_are_set(
+        shared_server: LiveServer) -> None:
+    from crimecast.serving.map_page import map_html
+
+    offline = map_html("none")
+    assert 'name="viewport"' in offline
+    assert re.findall(r'(?:src|href)="([^"]*)"', offline) == [
+        "/vendor/leaflet/leaflet.css", "#", "#", "/vendor/leaflet/leaflet.js"]
+    for needle in ("http://", "https://", "//cdn", "@import"):
+        assert needle not in offline, needle
+    # The default serves OpenStreetMap's tiles with their attribution; nothing else is remote.
+    page = httpx.get(f"{shared_server.url}/map").text
+    remote = set(re.findall(r"https?://[^\s\"']+", page))
+    assert remote == {"https://tile.openstreetmap.org/{z}/{x}/{y}.png"}
+    assert "\\u00a9 OpenStreetMap contributors" in page  # JSON-escaped ©
+    for asset in ("/vendor/leaflet/leaflet.css", "/vendor/leaflet/leaflet.js",
+                  "/vendor/leaflet/images/layers.png"):
+        assert httpx.get(f"{shared_server.url}{asset}").status_code == 200, asset
+
+
+def test_tiles_must_be_a_template_or_none() -> None:
+    from crimecast.config import ServingConfig
+
+    assert ServingConfig(tiles="/tiles/{z}/{x}/{y}.png").tiles == "/tiles/{z}/{x}/{y}.png"
+    with pytest.raises(ValueError, match="must be 'none' or a tile URL template"):
+        ServingConfig(tiles="https://example.org/tiles.png")
 
 
 def test_scores_are_deterministic_across_row_order(shared_server: LiveServer,

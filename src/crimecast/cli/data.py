@@ -1,4 +1,4 @@
-"""CLI commands for data: ``generate``, ``clean``, ``features``, ``weather`` and ``schema``.
+"""CLI commands for data: ``generate``, ``clean``, ``eda``, ``features``, ``weather``, ``schema``.
 
 Registered on the main app by :mod:`crimecast.cli.main`.
 """
@@ -182,11 +182,60 @@ def features(
                                seed=settings.models.random_state)
     render_features(console, meta, time.perf_counter() - began)
     design = meta.get("design")
-    what = (f"the training design: {design['event_rows']:,} rows with events and "
+    what = (f"the training design: {design['sampled_event_rows']:,} of "
+            f"{design['event_rows']:,} rows with events and "
             f"{design['sampled_empty_rows']:,} of {design['empty_rows']:,} empty rows, weight "
             f"{design['empty_weight']:.1f}" if design
             else f"{meta['panel']['blocks']} time block(s)")
     console.print(f"wrote {out / 'features.parquet'} ({what}) and {out / 'features_meta.json'}")
+
+
+@handle_errors
+def eda(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="Output folder (eda.html is written there).")],
+    data: DataOpt = None,
+    schema: SchemaOpt = None,
+    encoding: EncodingOpt = None,
+    sample: Annotated[int | None, typer.Option(
+        help="Plot a seeded sample of this many clean records (for large inputs); "
+             "default: all.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Exploratory analysis: write OUT/eda.html, one self-contained page of plots.
+
+    Extra file names after --data are read too: --data a.csv b.csv.
+    """
+    import polars as pl
+
+    from crimecast.cards.eda import eda_sections, render_eda_html
+    from crimecast.data.prepare import prepare_incidents
+    from crimecast.data.weather import load_daily_weather
+    from crimecast.errors import ConfigError
+
+    if sample is not None and sample < 1:
+        raise ConfigError(f"sample must be >= 1 records; got {sample}. Pass --sample 100000.")
+    settings = load_settings(config)
+    paths = data_paths(data, list(ctx.args), settings)
+    with console.status(f"reading and cleaning {len(paths)} file(s)..."):
+        result = prepare_incidents(paths, schema=schema or settings.data.schema_name,
+                                   config=settings.cleaning,
+                                   encoding=encoding or settings.data.encoding)
+    clean = result.clean
+    drawn = None
+    if sample is not None and clean.height > sample:
+        drawn = (sample, clean.height)
+        clean = clean.sample(n=sample, seed=settings.models.random_state)
+    with console.status("drawing the plots..."):
+        sections = eda_sections(clean.select(pl.exclude("source_file")), result.report,
+                                result.areas, load_daily_weather())
+        page = render_eda_html(sections, result.report, paths, drawn)
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "eda.html"
+    partial = target.with_suffix(".html.partial")
+    partial.write_text(page, encoding="utf-8")
+    partial.replace(target)  # never a half-written page
+    console.print(f"wrote {target} ({len(sections)} sections, {len(page) / 1e6:.1f} MB)")
 
 
 @handle_errors

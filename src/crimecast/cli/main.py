@@ -15,12 +15,12 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from crimecast import __version__
-from crimecast.cli.data import clean, features, generate, schema, weather
+from crimecast.cli.data import clean, eda, features, generate, schema, weather
 from crimecast.cli.errors import err_console
 from crimecast.cli.models import models_app
 from crimecast.cli.pipeline import backtest, demo, run
 from crimecast.cli.sagemaker import sagemaker_app
-from crimecast.cli.serving import predict, serve
+from crimecast.cli.serving import brief, predict, serve
 
 app = typer.Typer(
     name="crimecast",
@@ -59,6 +59,7 @@ def main(
 
 app.command()(generate)
 app.command(context_settings=EXTRA_ARGS)(clean)
+app.command(context_settings=EXTRA_ARGS)(eda)
 app.command()(demo)
 app.command(context_settings=EXTRA_ARGS)(features)
 app.command(context_settings=EXTRA_ARGS)(run)
@@ -69,3 +70,4 @@ app.add_typer(models_app, name="models")
 app.add_typer(sagemaker_app, name="sagemaker")
 app.command("serve")(serve)
 app.command("predict")(predict)
+app.command("brief")(brief)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -71,14 +71,18 @@ def serve(
                                 "allows a non-loopback bind without a token.")] = False,
     runs_dir: RunsDirOpt = None, tracking_uri: TrackingOpt = None,
     access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
+    tiles: Annotated[str | None, typer.Option(
+        "--tiles", help="Map background: a tile URL template with {z}, {x} and {y} (your "
+                        "agency's tile server), or none for fully offline use; default "
+                        "serving.tiles (OpenStreetMap).")] = None,
     config: Annotated[Path | None, typer.Option("--config", help="Config folder.")] = None,
 ) -> None:
-    """Serve a model: /ping, /invocations (SageMaker), /hotspots, /map, /model."""
+    """Serve a model: /ping, /invocations (SageMaker), /hotspots, /map, /model, /docs."""
     from crimecast.config import load_settings
     from crimecast.serving.app import create_app
     from crimecast.serving.server import check_units, loader_for, resolve_token, run_server
 
-    settings = load_settings(config)
+    settings = load_settings(config).with_overrides("serving", tiles=tiles)
     cfg = settings.serving.model_copy(update={k: v for k, v in
                                               {"host": host, "port": port}.items() if v})
     bearer = resolve_token(cfg.host, token, cfg.token_env, platform_auth)
@@ -92,6 +96,32 @@ def serve(
                       f"http://{shown}:{cfg.port}/map{'#token=...' if bearer else ''}  docs: "
                       f"http://{shown}:{cfg.port}/docs", highlight=False, soft_wrap=True)
     run_server(app, cfg.host, cfg.port, access_log=access_log)
+
+
+def _forecast(settings: Any, at: str, horizon: str, model: str | None, run: str | None,
+              model_dir: Path | None, data: list[str] | None, schema: str | None,
+              runs_dir: Path | None, tracking_uri: str | None, allow_stale: bool,
+              command: str) -> tuple[Any, Any]:
+    """The served model (with its data store) and its forecast of one window."""
+    from crimecast.serving.forecast import compute_forecast, parse_at
+    from crimecast.serving.server import load_served
+
+    moment = parse_at(at)
+    sources = model_sources(settings, [model] if model else [], run, model_dir, runs_dir,
+                            tracking_uri)
+    loaded = load_served([sources[0].load()], data or [], settings, schema)
+    if loaded.store is None or loaded.bundle.unit_table is None:
+        raise ConfigError(f"{command} needs a data store: pass --data FILE (incident CSV or a "
+                          "run's clean.parquet).")
+    forecast = compute_forecast(loaded.bundle, loaded.store, loaded.weather, moment, horizon,
+                                settings.serving.max_horizon_days,
+                                settings.serving.stale_after_days, allow_stale)
+    return loaded, forecast
+
+
+StaleOpt = Annotated[bool, typer.Option(
+    "--allow-stale", help="Forecast a window that starts more than "
+                          "serving.stale_after_days after the last known event.")]
 
 
 @handle_errors
@@ -108,32 +138,20 @@ def predict(
     schema: Annotated[str | None, typer.Option(help="Schema of --data CSVs.")] = None,
     runs_dir: RunsDirOpt = None, tracking_uri: TrackingOpt = None,
     config: Annotated[Path | None, typer.Option("--config", help="Config folder.")] = None,
-    allow_stale: Annotated[bool, typer.Option(
-        "--allow-stale", help="Forecast a window that starts more than "
-                              "serving.stale_after_days after the last known event.")] = False,
+    allow_stale: StaleOpt = False,
 ) -> None:
     """Batch-score the next period: GeoJSON hotspots or a patrol-box CSV for dispatch/CAD."""
     from crimecast.config import load_settings
     from crimecast.data.output import write_bytes
     from crimecast.data.spreadsheet import write_csv
-    from crimecast.serving.forecast import compute_forecast, parse_at
     from crimecast.serving.geojson import UnitShapes, hotspots_geojson, patrol_boxes
-    from crimecast.serving.server import load_served
 
     if fmt not in ("geojson", "csv"):
         raise ConfigError(f"format must be geojson or csv; got '{fmt}'. Pass --format csv.")
-    moment = parse_at(at)
     settings = load_settings(config)
-    sources = model_sources(settings, [model] if model else [], run, model_dir, runs_dir,
-                            tracking_uri)
-    loaded = load_served([sources[0].load()], data or [], settings, schema)
+    loaded, forecast = _forecast(settings, at, horizon, model, run, model_dir, data, schema,
+                                 runs_dir, tracking_uri, allow_stale, "predict")
     bundle = loaded.bundle
-    if loaded.store is None or bundle.unit_table is None:
-        raise ConfigError("predict needs a data store: pass --data FILE (incident CSV or a "
-                          "run's clean.parquet).")
-    forecast = compute_forecast(bundle, loaded.store, loaded.weather, moment, horizon,
-                                settings.serving.max_horizon_days,
-                                settings.serving.stale_after_days, allow_stale)
     shapes = UnitShapes.from_table(bundle.unit_table)
     if fmt == "csv":
         payload = str(write_csv(patrol_boxes(forecast, shapes, top, bundle.audit()))).encode()
@@ -149,3 +167,40 @@ def predict(
                       f"{forecast.window_start:%Y-%m-%d %H:%M} to "
                       f"{forecast.window_end:%Y-%m-%d %H:%M}, model {bundle.describe()}"
                       + (f" -> {out}" if out else ""), highlight=False, soft_wrap=True)
+
+
+@handle_errors
+def brief(
+    at: Annotated[str, typer.Option("--at", help="Start of the shift, local ISO time.")],
+    out: Annotated[Path, typer.Option("--out", help="brief.pdf (one A4 page) or brief.html.")],
+    horizon: Annotated[str, typer.Option(help="Shift length: 1h, 8h, 1d...")] = "8h",
+    top: Annotated[int, typer.Option(help="How many places to list.", min=1, max=40)] = 20,
+    model: ModelOpt = None, run: RunOpt = None, model_dir: ModelDirOpt = None,
+    data: ServeDataOpt = None,
+    schema: Annotated[str | None, typer.Option(help="Schema of --data CSVs.")] = None,
+    runs_dir: RunsDirOpt = None, tracking_uri: TrackingOpt = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Config folder.")] = None,
+    allow_stale: StaleOpt = False,
+) -> None:
+    """A printable one-page shift briefing: map, ranked places, freshness, model, limits."""
+    from crimecast.config import load_settings
+    from crimecast.data.output import write_bytes
+    from crimecast.serving.briefing import briefing_html, briefing_pdf, build_briefing
+    from crimecast.serving.geojson import UnitShapes
+
+    if out.suffix.lower() not in (".pdf", ".html"):
+        raise ConfigError(f"out must end in .pdf or .html; got '{out.name}'. Pass --out "
+                          "brief.pdf.")
+    settings = load_settings(config)
+    loaded, forecast = _forecast(settings, at, horizon, model, run, model_dir, data, schema,
+                                 runs_dir, tracking_uri, allow_stale, "brief")
+    bundle = loaded.bundle
+    briefing = build_briefing(bundle, forecast, UnitShapes.from_table(bundle.unit_table), top,
+                              loaded.store.estimated_time_share)
+    payload = (briefing_pdf(briefing) if out.suffix.lower() == ".pdf"
+               else briefing_html(briefing).encode())
+    write_bytes(out, payload)
+    err_console.print(f"briefing of {briefing.rows.height} places, "
+                      f"{forecast.window_start:%Y-%m-%d %H:%M} to "
+                      f"{forecast.window_end:%Y-%m-%d %H:%M} -> {out}", highlight=False,
+                      soft_wrap=True)

@@ -196,6 +196,22 @@ class ServingConfig(FrozenModel):
     # A window that starts this long after the last known event forecasts from stale data:
     # refused (409 / exit 2) unless allow_stale is asked for. 14 days is the settling time.
     stale_after_days: float = Field(default=14.0, ge=0)
+    # The map's background: a tile URL template with {z}, {x} and {y} (an agency may point
+    # it at its own tile server), or "none" for fully offline use (outlines, tracts and
+    # names still show). OpenStreetMap's standard tiles need their attribution shown.
+    tiles: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    tiles_attribution: str = "© OpenStreetMap contributors"
+
+    @field_validator("tiles")
+    @classmethod
+    def _tile_template(cls, value: str) -> str:
+        if value == "none":
+            return value
+        if not value.startswith(("https://", "http://", "/")) or not all(
+                f"{{{k}}}" in value for k in "zxy"):
+            raise ValueError("must be 'none' or a tile URL template with {z}, {x} and {y}, "
+                             "e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png")
+        return value
 
 
 class ComputeConfig(FrozenModel):

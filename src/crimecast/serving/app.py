@@ -11,11 +11,15 @@ import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import numpy as np
 from fastapi import FastAPI, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from crimecast import __version__
@@ -23,8 +27,8 @@ from crimecast.config import ServingConfig
 from crimecast.errors import CrimecastError, ServingError
 from crimecast.serving.forecast import Forecast, parse_at
 from crimecast.serving.geojson import hotspots_geojson
-from crimecast.serving.guard import AUTHENTICATED, Guard
-from crimecast.serving.map_page import MAP_HTML
+from crimecast.serving.guard import AUTHENTICATED, VENDOR_PATH, Guard
+from crimecast.serving.map_page import map_html
 from crimecast.serving.payload import CSV, JSON, RowReader, choose_output, format_scores, media_type
 from crimecast.serving.state import Loaded, ServerState
 
@@ -56,6 +60,11 @@ def identity_headers(audit: dict[str, Any]) -> dict[str, str]:
             if audit.get(key) is not None}
 
 
+def vendor_dir() -> Path:
+    """The packaged folder of vendored browser libraries."""
+    return Path(str(resources.files("crimecast") / "resources" / "vendor"))
+
+
 def create_app(config: ServingConfig, token: str | None = None,
                loader: Callable[[], Loaded] | None = None,
                loaded: Loaded | None = None) -> Any:
@@ -74,8 +83,12 @@ def create_app(config: ServingConfig, token: str | None = None,
 
     app = FastAPI(title="crimecast", version=__version__, lifespan=lifespan,
                   description="Place-based crime hotspot forecasts (never about people). "
-                              "SageMaker inference contract plus a GeoJSON hotspot API.")
+                              "SageMaker inference contract plus a GeoJSON hotspot API.",
+                  docs_url=None, redoc_url=None)
     app.state.crimecast = state
+    # Browser libraries vendored from the npm registry (scripts/vendor_js.py): no CDN, so
+    # /docs and /map work offline.
+    app.mount(VENDOR_PATH, StaticFiles(directory=str(vendor_dir())), name="vendor")
     responses: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
 
     async def bounded(func: Callable[[], T]) -> T:
@@ -192,10 +205,36 @@ def create_app(config: ServingConfig, token: str | None = None,
                                status=404)
         return Response(state.outlines, media_type=GEOJSON)
 
-    @app.get("/map", summary="Offline map of the forecast hotspots (phone-friendly)",
+    @app.get("/tracts", summary="Census tracts under the units (Los Angeles only), GeoJSON",
+             response_class=Response)
+    async def tracts() -> Response:
+        require_model()
+        if state.tracts is None:
+            raise ServingError("the model has no unit table, so there is nothing to draw.",
+                               status=404)
+        return Response(state.tracts, media_type=GEOJSON)
+
+    page = map_html(config.tiles, config.tiles_attribution)
+
+    @app.get("/map", summary="Map of the forecast hotspots (phone-friendly; works offline)",
              response_class=HTMLResponse)
     async def map_page() -> HTMLResponse:
-        return HTMLResponse(MAP_HTML)
+        return HTMLResponse(page)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/map")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        swagger = f"{VENDOR_PATH}/swagger-ui-dist"
+        # validatorUrl null: Swagger UI would otherwise fetch a badge from swagger.io.
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json", title="crimecast API",
+            swagger_js_url=f"{swagger}/swagger-ui-bundle.js",
+            swagger_css_url=f"{swagger}/swagger-ui.css",
+            swagger_favicon_url=f"{swagger}/favicon-32x32.png",
+            swagger_ui_parameters={"validatorUrl": None})
 
     @app.get("/model", summary="Summary of the model card")
     async def model() -> JSONResponse:

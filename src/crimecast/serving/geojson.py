@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 import shapely
 
+from crimecast.data.geo import assign_areas, load_tracts
 from crimecast.features.unit_table import table_geometries
 from crimecast.serving.bundle import ModelBundle
 from crimecast.serving.forecast import Forecast
@@ -31,6 +32,7 @@ class UnitShapes:
     centroid: dict[str, tuple[float, float]]
     bbox: dict[str, tuple[float, float, float, float]]
     wkt: dict[str, str]
+    place: dict[str, str]
 
     @classmethod
     def from_table(cls, table: pl.DataFrame) -> UnitShapes:
@@ -45,7 +47,56 @@ class UnitShapes:
             centroid={u: (float(p[0]), float(p[1])) for u, p in zip(ids, points, strict=True)},
             bbox={u: tuple(float(v) for v in b) for u, b in zip(ids, bounds, strict=True)},  # type: ignore[misc]
             wkt=dict(zip(ids, table["wkt"].to_list(), strict=True)),
+            place=dict(zip(ids, place_names(table, points), strict=True)),
         )
+
+
+def tract_label(geoid: str) -> str:
+    """A census tract's usual name from its 11-digit GEOID: ``06037207301`` -> ``2073.01``."""
+    code = geoid[-6:]
+    return f"{int(code[:4])}.{code[4:]}" if code[4:] != "00" else str(int(code[:4]))
+
+
+def place_names(table: pl.DataFrame, points: np.ndarray) -> list[str]:
+    """A human name per unit. Named units (areas, districts) keep their name (and their
+    division); generated ids (grid cells, H3) become the division, the census tract
+    (where the packaged LA tracts cover the unit) and the centre's coordinates, e.g.
+    ``Central · tract 2073.01 · 34.04590, -118.25450``."""
+    ids = table["unit_id"].cast(pl.Utf8).to_list()
+    names = table["name"].cast(pl.Utf8).to_list()
+    regions = table["region"].cast(pl.Utf8).to_list()
+    lon, lat = points[:, 0], points[:, 1]
+    tracts = load_tracts()
+    found = assign_areas(lat, lon, tracts)
+    out = []
+    for unit, name, region, tract, la, lo in zip(ids, names, regions, found, lat, lon,
+                                                 strict=True):
+        if name and name != unit:
+            out.append(name if not region or region in (name, "all") else f"{name} · {region}")
+            continue
+        parts = [region] if region and region != "all" else []
+        if tract != tracts.outside_id:
+            parts.append(f"tract {tract_label(str(tract))}")
+        parts.append(f"{la:.5f}, {lo:.5f}")
+        out.append(" · ".join(parts))
+    return out
+
+
+def tract_outlines(table: pl.DataFrame) -> dict[str, Any]:
+    """The packaged census tracts that overlap the units (none outside Los Angeles),
+    simplified for drawing."""
+    x0, y0, x1, y1 = shapely.total_bounds(table_geometries(table))
+    tracts = load_tracts()
+    near = shapely.intersects(tracts.geometries, shapely.box(x0, y0, x1, y1))
+    features = [{"type": "Feature", "properties": {"tract": tract_label(str(geoid)),
+                                                   "population": population},
+                 "geometry": json.loads(shapely.to_geojson(
+                     shapely.simplify(geometry, MAP_SIMPLIFY_DEG, preserve_topology=True)))}
+                for geoid, geometry, population, keep in zip(
+                    tracts.ids, tracts.geometries, tracts.populations
+                    if tracts.populations is not None else [None] * len(tracts), near,
+                    strict=True) if keep]
+    return {"type": "FeatureCollection", "features": features}
 
 
 def _iso(moment: dt.datetime) -> str:
@@ -82,6 +133,9 @@ def hotspot_features(forecast: Forecast, shapes: UnitShapes, audit: dict[str, An
     for row in forecast.ranked.head(top).iter_rows(named=True):
         props = {
             "rank": row["rank"], "unit_id": row["unit_id"], "name": row["name"],
+            "place": shapes.place[row["unit_id"]],
+            "centre_lon": round(shapes.centroid[row["unit_id"]][0], 6),
+            "centre_lat": round(shapes.centroid[row["unit_id"]][1], 6),
             "region": row["region"], "score": round(row["score"], 6),
             "peak_score": round(row["peak_score"], 6),
             "peak_bin_start": _iso(row["peak_bin_start"]),
@@ -121,6 +175,7 @@ def patrol_boxes(forecast: Forecast, shapes: UnitShapes, top: int,
     points = np.asarray([shapes.centroid[u] for u in ids]).reshape(-1, 2)
     return pl.DataFrame({
         "rank": ranked["rank"], "unit_id": ids, "name": ranked["name"],
+        "place": [shapes.place[u] for u in ids],
         "region": ranked["region"], "score": ranked["score"].round(6),
         "flagged_bins": ranked["flagged_bins"],
         "expected_count": ranked["expected_count"].round(3),
@@ -149,6 +204,9 @@ def boundaries(table: pl.DataFrame) -> dict[str, Any]:
         parts = [g for g, r in zip(geoms, regions, strict=True) if r == region]
         outline = shapely.union_all(parts) if len(parts) > 1 else parts[0]
         outline = shapely.simplify(outline, MAP_SIMPLIFY_DEG, preserve_topology=True)
-        features.append({"type": "Feature", "properties": {"region": region},
+        label = shapely.get_coordinates(shapely.point_on_surface(outline))[0]
+        features.append({"type": "Feature", "properties": {
+                            "region": region, "label_lon": round(float(label[0]), 6),
+                            "label_lat": round(float(label[1]), 6)},
                          "geometry": json.loads(shapely.to_geojson(outline))})
     return {"type": "FeatureCollection", "features": features}

@@ -22,8 +22,10 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # /ping carries no data and is what SageMaker's health check calls; /map is a static
-# page whose scripts send the token (taken from the URL fragment) with every fetch.
-OPEN_PATHS = frozenset({"/ping", "/map"})
+# page whose scripts send the token (taken from the URL fragment) with every fetch; /docs
+# and the API description hold no data; the vendored libraries are public files.
+OPEN_PATHS = frozenset({"/", "/ping", "/map", "/docs", "/openapi.json"})
+VENDOR_PATH = "/vendor"
 AUTHENTICATED = "crimecast.authenticated"  # the scope key routes read
 _SCHEME = b"bearer"  # RFC 7235: the auth scheme is case-insensitive
 
@@ -65,7 +67,9 @@ class Guard:
             return
         headers = dict(scope.get("headers") or [])
         scope[AUTHENTICATED] = self.authenticated(headers.get(b"authorization", b""))
-        if not scope[AUTHENTICATED] and scope.get("path") not in OPEN_PATHS:
+        path = scope.get("path") or ""
+        if not scope[AUTHENTICATED] and path not in OPEN_PATHS and not path.startswith(
+                f"{VENDOR_PATH}/"):
             await _reply(send, 401, "missing or wrong bearer token. Send the header "
                          "Authorization: Bearer <token>.",
                          [(b"www-authenticate", b'Bearer realm="crimecast"')])

@@ -1,27 +1,30 @@
-"""The ``/map`` page: one self-contained HTML file, no network beyond this server.
+"""The ``/map`` page: Leaflet (vendored from the npm registry, served by this server).
 
-No CDN scripts, web fonts or map tiles: region outlines (``/boundaries``) and
-the forecast (``/hotspots``) are drawn as inline SVG. A bearer token, when the
-server needs one, is read from the URL fragment (``/map#token=...``), which
-browsers never send to the server or write to its logs.
+Zoom, pan, tap a place for details, a ranked list, and downloads of the shown forecast
+as GeoJSON and CSV. The background tiles come from ``serving.tiles`` (OpenStreetMap by
+default, an agency's own tile server, or ``none``); with ``none`` the page loads nothing
+from anywhere but this server and still shows the division outlines and names and the
+census tracts. Each place has a pin of fixed size at its centre, so a 150 m cell stays
+visible at city zoom. A bearer token, when the server needs one, is read from the URL
+fragment (``/map#token=...``), which browsers never send to servers or write to logs.
 """
 
 from __future__ import annotations
 
-MAP_HTML = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>crimecast: forecast hotspots</title>
-<style>
+import html
+import json
+
+from crimecast.serving.guard import VENDOR_PATH
+
+_STYLE = """
   :root { color-scheme: light; }
   * { box-sizing: border-box; }
+  [hidden] { display: none !important; }
   body { margin: 0; font: 15px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
          color: #1d2430; background: #f6f7f9; }
   header { padding: 10px 14px; background: #1d2430; color: #fff; }
   header h1 { margin: 0; font-size: 17px; }
-  header .meta { font-size: 12px; opacity: .8; }
+  header .meta { font-size: 12px; opacity: .85; }
   .badge { display: inline-block; padding: 1px 6px; border-radius: 4px; background: #c0392b;
            color: #fff; font-size: 11px; font-weight: 600; margin-left: 6px; }
   form { display: flex; flex-wrap: wrap; gap: 8px; padding: 10px 14px; background: #fff;
@@ -30,68 +33,80 @@ MAP_HTML = """<!doctype html>
   input, select, button { font: inherit; padding: 6px 8px; border: 1px solid #b8c0cc;
                           border-radius: 6px; min-height: 38px; }
   button { background: #2563eb; color: #fff; border-color: #2563eb; padding: 6px 14px; }
+  .downloads a { display: inline-block; margin-right: 8px; font-size: 13px; }
   main { display: flex; flex-wrap: wrap; gap: 12px; padding: 12px 14px; }
-  #mapbox { flex: 2 1 420px; min-width: 0; background: #fff; border: 1px solid #dde1e6;
-            border-radius: 8px; padding: 6px; }
-  svg { width: 100%; height: auto; display: block; touch-action: manipulation; }
-  .boundary { fill: #eef1f4; stroke: #8a94a3; stroke-width: .6; vector-effect: non-scaling-stroke; }
-  .hotspot { stroke: #3b0a0a; stroke-width: 1.2; vector-effect: non-scaling-stroke;
-             fill-opacity: .85; }
-  .hotspot:hover { stroke-width: 2.5; }
-  .rank { font-size: 11px; font-weight: 700; fill: #111; paint-order: stroke;
-          stroke: #fff; stroke-width: 3px; text-anchor: middle; pointer-events: none; }
+  #mapbox { flex: 2 1 420px; min-width: 0; }
+  #map { height: 62vh; min-height: 320px; border: 1px solid #dde1e6; border-radius: 8px;
+         background: #e8ecf0; }
+  .region-label { font-size: 11px; font-weight: 700; color: #27303d; white-space: nowrap;
+                  text-shadow: 0 0 3px #fff, 0 0 3px #fff; pointer-events: none; }
+  .rank-pin { display: grid; place-items: center; border-radius: 50%; color: #fff;
+              font-size: 11px; font-weight: 700; border: 2px solid #fff;
+              box-shadow: 0 0 2px #000; }
   aside { flex: 1 1 260px; min-width: 0; }
   #status { padding: 8px 10px; background: #fff; border: 1px solid #dde1e6;
             border-radius: 8px; font-size: 13px; margin-bottom: 10px; }
   #status.error { border-color: #c0392b; color: #8e1b10; background: #fff4f2; }
   ol { margin: 0; padding: 0; list-style: none; }
-  li { display: grid; grid-template-columns: 2.2em 1fr auto; gap: 6px; align-items: center;
+  li { display: grid; grid-template-columns: 2.2em 1fr; gap: 6px; align-items: center;
        padding: 7px 8px; background: #fff; border: 1px solid #e5e8ec; border-radius: 6px;
-       margin-bottom: 5px; }
+       margin-bottom: 5px; cursor: pointer; }
   li .swatch { width: 1.8em; height: 1.8em; border-radius: 4px; display: grid;
                place-items: center; font-weight: 700; font-size: 12px; color: #fff; }
   li .name { font-weight: 600; }
-  li .sub { font-size: 12px; color: #5b6473; }
-  li .score { font-variant-numeric: tabular-nums; font-weight: 600; }
+  li .sub { font-size: 12px; color: #4a5565; }
   .legend { display: flex; align-items: center; gap: 6px; font-size: 12px; margin: 6px 4px; }
   .ramp { flex: 0 0 120px; height: 10px; border-radius: 3px;
           background: linear-gradient(90deg, #fee8a6, #f59e0b, #dc2626, #7f1d1d); }
-  footer { padding: 6px 14px 16px; font-size: 12px; color: #5b6473; }
-</style>
-</head>
-<body data-state="loading">
+  footer { padding: 6px 14px 16px; font-size: 12px; color: #4a5565; }
+"""
+
+_BODY = """
 <header>
-  <h1>Forecast hotspots <span id="synthetic" class="badge" hidden>SYNTHETIC DATA</span></h1>
-  <div class="meta" id="modelmeta">loading model...</div>
+  <h1>Where crime is forecast <span id="synthetic" class="badge" hidden>SYNTHETIC DATA</span></h1>
+  <div class="meta" id="modelmeta">loading the model...</div>
+  <div class="meta" id="estimated" hidden></div>
 </header>
 <form id="controls">
   <label>Start of window <input type="datetime-local" id="at" step="3600"></label>
   <label id="unitbox" hidden>Places <select id="unit"></select></label>
-  <label>Horizon <select id="horizon"></select></label>
-  <label>Top <input type="number" id="top" min="1" max="1000" value="20" style="width:5em"></label>
-  <button type="submit">Update</button>
+  <label>Length <select id="horizon"></select></label>
+  <label>How many places <input type="number" id="top" min="1" max="1000" value="20"
+    style="width:5em"></label>
+  <button type="submit">Show</button>
+  <span class="downloads" id="downloads" hidden>Download:
+    <a id="dl-geojson" href="#">GeoJSON</a><a id="dl-csv" href="#">CSV</a></span>
 </form>
 <main>
   <div id="mapbox">
-    <svg id="map" viewBox="0 0 1000 800" role="img" aria-label="Map of forecast hotspots">
-      <g id="boundaries"></g><g id="hotspots"></g><g id="labels"></g>
-    </svg>
-    <div class="legend"><span>lower risk</span><span class="ramp"></span>
-      <span>higher risk</span></div>
+    <div id="map" role="application" aria-label="Map of the forecast places"></div>
+    <div class="legend"><span>lower chance</span><span class="ramp"></span>
+      <span>higher chance</span></div>
   </div>
   <aside>
     <div id="status">loading...</div>
     <ol id="list"></ol>
   </aside>
 </main>
-<footer>Forecasts are about places, never people. Scores are the mean hotspot probability
-over the window; "expected" is the average count in the same hours of the previous weeks.</footer>
-<script>
+<footer>Forecasts are about places, never people. Places are ranked by the model's chance
+that each is a hotspot in the window. "Expected crimes" is the average count in the same
+hours of the previous weeks, a simple yardstick shown for scale, so a place with fewer
+expected crimes can rank above one with more when recent or nearby crime says so.</footer>
+"""
+
+_SCRIPT = r"""
 "use strict";
+const settings = JSON.parse(document.getElementById("settings").textContent);
 const token = new URLSearchParams(location.hash.slice(1)).get("token");
 const headers = token ? {"Authorization": "Bearer " + token} : {};
-const svgNS = "http://www.w3.org/2000/svg";
-let view = null;
+const map = L.map("map", {zoomSnap: 0.25, preferCanvas: false});
+map.attributionControl.setPrefix("Leaflet");
+if (settings.tiles !== "none") {
+  L.tileLayer(settings.tiles, {maxZoom: 19, attribution: settings.attribution}).addTo(map);
+}
+const tractLayer = L.layerGroup().addTo(map), outlineLayer = L.layerGroup().addTo(map);
+const hotspotLayer = L.layerGroup().addTo(map);
+let model = null, pins = {}, current = null;
 
 async function getJSON(url) {
   const r = await fetch(url, {headers});
@@ -106,43 +121,6 @@ async function getJSON(url) {
   }
   return doc;
 }
-function rings(geom) {
-  if (!geom) return [];
-  if (geom.type === "Polygon") return geom.coordinates;
-  if (geom.type === "MultiPolygon") return geom.coordinates.flat();
-  return [];
-}
-function fit(features) {
-  let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
-  for (const f of features) for (const ring of rings(f.geometry)) for (const [x, y] of ring) {
-    x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y);
-  }
-  const k = Math.cos(((y0 + y1) / 2) * Math.PI / 180);
-  const w = (x1 - x0) * k || 1, h = (y1 - y0) || 1;
-  const scale = 1000 / Math.max(w, h * 1.25);
-  view = {x0, y1, k, scale};
-  document.getElementById("map").setAttribute("viewBox",
-    "0 0 " + Math.ceil(w * scale) + " " + Math.ceil(h * scale));
-}
-function project([x, y]) {
-  return [((x - view.x0) * view.k * view.scale).toFixed(1),
-          ((view.y1 - y) * view.scale).toFixed(1)];
-}
-function pathOf(geom) {
-  return rings(geom).map(r => "M" + r.map(p => project(p).join(" ")).join("L") + "Z").join("");
-}
-function centre(geom) {
-  let best = null, area = -1;
-  for (const r of rings(geom)) {
-    let xs = 0, ys = 0, a = 0;
-    for (let i = 0; i < r.length - 1; i++) {
-      const c = r[i][0] * r[i + 1][1] - r[i + 1][0] * r[i][1];
-      a += c; xs += (r[i][0] + r[i + 1][0]) * c; ys += (r[i][1] + r[i + 1][1]) * c;
-    }
-    if (Math.abs(a) > area && a !== 0) { area = Math.abs(a); best = [xs / (3 * a), ys / (3 * a)]; }
-  }
-  return best;
-}
 function colour(t) {
   const stops = [[254, 232, 166], [245, 158, 11], [220, 38, 38], [127, 29, 29]];
   t = Math.max(0, Math.min(1, t)) * (stops.length - 1);
@@ -150,67 +128,125 @@ function colour(t) {
   const c = stops[i].map((v, j) => Math.round(v + (stops[i + 1][j] - v) * f));
   return "rgb(" + c.join(",") + ")";
 }
-function el(name, attrs, parent) {
-  const node = document.createElementNS(svgNS, name);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-  parent.appendChild(node);
-  return node;
+function when(iso) {  // "Fri 1 Aug 2023 06:00" from a local ISO time
+  const d = new Date(iso);
+  if (isNaN(d)) return String(iso);
+  return d.toLocaleDateString("en-GB", {weekday: "short", day: "numeric", month: "short",
+    year: "numeric"}) + " " + iso.slice(11, 16);
 }
-function modelLabel(m) {  // an unregistered model has no version: never "vnull"
+function day(iso) {
+  const d = new Date(iso);
+  return isNaN(d) ? String(iso) : d.toLocaleDateString("en-GB",
+    {day: "numeric", month: "short", year: "numeric"});
+}
+function modelWords(m) {  // an unregistered model has no version: never "vnull"
   return m.model_version == null
-    ? "unregistered run " + (m.crimecast_run_id || m.run_id || "(none)")
-    : "v" + m.model_version + ", run " + m.run_id;
+    ? "not registered (run " + (m.crimecast_run_id || m.run_id || "none") + ")"
+    : "version " + m.model_version + " (run " + m.run_id + ")";
 }
 function setStatus(text, isError) {
   const box = document.getElementById("status");
   box.textContent = text;
   box.className = isError ? "error" : "";
 }
-function drawBoundaries(doc) {
-  fit(doc.features);
-  const g = document.getElementById("boundaries");
-  g.replaceChildren();
+function details(p, doc) {
+  const m = doc.properties, pct = (100 * p.score).toFixed(0);
+  const periods = m.bins > 1 ? " (average over the window's " + m.bins + " periods)" : "";
+  return [
+    "<b>#" + p.rank + " " + esc(p.place) + "</b>",
+    "Expected crimes in this " + esc(m.horizon) + " window: " + p.expected_count.toFixed(1),
+    "Chance of being " + esc(model.hotspot_meaning) + ": " + pct + "%" + periods,
+    p.hotspot ? "Above the alert threshold in " + p.flagged_bins + " of " + m.bins +
+      " period(s)" : "Below the alert threshold in every period",
+    "Centre " + p.centre_lat.toFixed(5) + ", " + p.centre_lon.toFixed(5),
+  ].join("<br>");
+}
+function esc(s) {
+  return String(s).replace(/[&<>"']/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;",
+    '"': "&quot;", "'": "&#39;"}[c]));
+}
+function drawOutlines(doc) {
+  outlineLayer.clearLayers();
+  const layer = L.geoJSON(doc, {interactive: false, style: {className: "boundary",
+    color: "#4a5565", weight: 1.5, fillColor: "#eef1f4",
+    fillOpacity: settings.tiles === "none" ? 0.6 : 0.05}});
+  outlineLayer.addLayer(layer);
   for (const f of doc.features) {
-    const p = el("path", {d: pathOf(f.geometry), class: "boundary"}, g);
-    el("title", {}, p).textContent = f.properties.region;
+    const p = f.properties;
+    if (p.label_lat == null) continue;
+    outlineLayer.addLayer(L.marker([p.label_lat, p.label_lon], {interactive: false,
+      icon: L.divIcon({className: "region-label", html: esc(p.region), iconSize: null})}));
   }
+  if (layer.getBounds().isValid()) map.fitBounds(layer.getBounds(), {padding: [8, 8]});
+}
+function drawTracts(doc) {
+  tractLayer.clearLayers();
+  tractLayer.addLayer(L.geoJSON(doc, {interactive: false, style: {className: "tract",
+    color: "#8a94a3", weight: 0.5, fill: false}}));
 }
 function drawHotspots(doc) {
-  const g = document.getElementById("hotspots"), labels = document.getElementById("labels");
+  hotspotLayer.clearLayers(); pins = {}; current = doc;
   const list = document.getElementById("list");
-  g.replaceChildren(); labels.replaceChildren(); list.replaceChildren();
+  list.replaceChildren();
   const scores = doc.features.map(f => f.properties.score);
   const lo = Math.min(...scores), hi = Math.max(...scores);
+  const tone = p => colour(hi > lo ? (p.score - lo) / (hi - lo) : 1);
   for (const f of [...doc.features].reverse()) {
-    const p = f.properties, t = hi > lo ? (p.score - lo) / (hi - lo) : 1;
-    const shape = el("path", {d: pathOf(f.geometry), class: "hotspot", fill: colour(t),
-                              "data-rank": p.rank, "data-unit": p.unit_id}, g);
-    el("title", {}, shape).textContent = "#" + p.rank + " " + p.name + ": score " +
-      (100 * p.score).toFixed(1) + "%, expected " + p.expected_count;
-    const c = centre(f.geometry);
-    if (c) {
-      const [x, y] = project(c);
-      el("text", {x, y, class: "rank"}, labels).textContent = p.rank;
-    }
+    const p = f.properties;
+    const shape = L.geoJSON(f, {style: {className: "hotspot", color: "#3b0a0a",
+      weight: 1.2, fillColor: tone(p), fillOpacity: 0.8}});
+    shape.bindPopup(details(p, doc));
+    const pin = L.marker([p.centre_lat, p.centre_lon], {title: "#" + p.rank + " " + p.place,
+      icon: L.divIcon({className: "", iconSize: [24, 24], html: '<div class="rank-pin" ' +
+        'style="width:24px;height:24px;background:' + tone(p) + '">' + p.rank + "</div>"})});
+    pin.bindPopup(details(p, doc));
+    hotspotLayer.addLayer(shape); hotspotLayer.addLayer(pin);
+    pins[p.rank] = pin;
   }
   for (const f of doc.features) {
-    const p = f.properties, t = hi > lo ? (p.score - lo) / (hi - lo) : 1;
+    const p = f.properties;
     const li = document.createElement("li");
     li.innerHTML = '<span class="swatch"></span><span><span class="name"></span><br>' +
-      '<span class="sub"></span></span><span class="score"></span>';
-    li.querySelector(".swatch").style.background = colour(t);
+      '<span class="sub"></span></span>';
+    li.querySelector(".swatch").style.background = tone(p);
     li.querySelector(".swatch").textContent = p.rank;
-    li.querySelector(".name").textContent = p.name;
-    li.querySelector(".sub").textContent = p.region + " \\u00b7 expected " + p.expected_count +
-      (p.hotspot ? " \\u00b7 flagged " + p.flagged_bins + " bin(s)" : "");
-    li.querySelector(".score").textContent = (100 * p.score).toFixed(1) + "%";
+    li.querySelector(".name").textContent = p.place;
+    li.querySelector(".sub").textContent = "expected " + p.expected_count.toFixed(1) +
+      " crimes in this " + doc.properties.horizon + " window \u00b7 " +
+      (100 * p.score).toFixed(0) + "% chance of being " + model.hotspot_meaning;
+    li.addEventListener("click", () => {
+      map.setView([p.centre_lat, p.centre_lon], Math.max(map.getZoom(), 15));
+      pins[p.rank].openPopup();
+    });
     list.appendChild(li);
   }
   const m = doc.properties;
-  setStatus(m.window_start.replace("T", " ") + " to " + m.window_end.replace("T", " ") +
-    " (" + m.horizon + ", issued " + m.issued_at.replace("T", " ") + ", " + m.events_used +
-    " events, data through " + String(m.data_through).replace("T", " ") +
-    (m.weather_available ? "" : ", no weather") + "); model " + modelLabel(m), false);
+  setStatus("Forecast for " + when(m.window_start) + " to " + when(m.window_end) +
+    " (" + m.horizon + "). Data through " + day(m.data_through) + "; " +
+    m.events_known.toLocaleString("en-GB") + " crimes known when it was issued" +
+    (m.weather_available ? "" : "; no weather") + ". Model " + modelWords(m) + ".", false);
+  offerDownloads(doc);
+}
+function offerDownloads(doc) {
+  const m = doc.properties, stem = "crimecast-" + m.window_start.replace(/[:T]/g, "-") +
+    "-" + m.horizon;
+  const columns = ["rank", "place", "region", "expected_count", "score", "hotspot",
+    "centre_lat", "centre_lon", "unit_id", "window_start", "window_end", "data_through",
+    "model_name", "model_version", "run_id"];
+  const cell = v => v == null ? "" : /[",\n]/.test(String(v))
+    ? '"' + String(v).replace(/"/g, '""') + '"' : String(v);
+  const rows = doc.features.map(f => columns.map(c => cell(c in f.properties
+    ? f.properties[c] : m[c])).join(","));
+  const csv = [columns.join(","), ...rows].join("\n") + "\n";
+  const link = (id, text, type, name) => {
+    const a = document.getElementById(id);
+    if (a.dataset.url) URL.revokeObjectURL(a.dataset.url);
+    a.dataset.url = URL.createObjectURL(new Blob([text], {type}));
+    a.href = a.dataset.url; a.download = name;
+  };
+  link("dl-geojson", JSON.stringify(doc), "application/geo+json", stem + ".geojson");
+  link("dl-csv", csv, "text/csv", stem + ".csv");
+  document.getElementById("downloads").hidden = false;
 }
 async function refresh() {
   document.body.dataset.state = "loading";
@@ -227,12 +263,18 @@ async function refresh() {
 }
 async function start() {
   try {
-    const model = await getJSON("/model");
-    document.getElementById("modelmeta").textContent = model.model_name + " " +
-      (model.model_version == null ? "(unregistered)" : "v" + model.model_version) +
-      " \\u00b7 " + model.model_type + " \\u00b7 " + model.spatial_unit +
-      " x " + model.time_bin + " \\u00b7 risk rating " + model.risk_rating;
-    document.getElementById("synthetic").hidden = !model.synthetic_data;
+    model = await getJSON("/model");
+    document.getElementById("modelmeta").textContent = "Model " + modelWords(model) +
+      " \u00b7 " + model.model_type + " \u00b7 " + model.spatial_unit + " places, " +
+      model.time_bin + " periods \u00b7 risk rating " + model.risk_rating;
+    document.getElementById("synthetic").hidden = model.synthetic_data !== true;
+    const share = model.data_store && model.data_store.estimated_time_share;
+    if (share) {
+      const box = document.getElementById("estimated");
+      box.textContent = Math.round(100 * share) + "% of the crimes in the data have an " +
+        "estimated time (entered on the hour); short periods are the least certain.";
+      box.hidden = false;
+    }
     const select = document.getElementById("horizon"), units = document.getElementById("unit");
     const choices = model.spatial_units || {};
     const setHorizons = info => select.replaceChildren(...info.horizons.map(
@@ -249,7 +291,8 @@ async function start() {
     document.getElementById("at").value = (params.get("at") || model.default_at).slice(0, 16);
     if (params.get("horizon")) select.value = params.get("horizon");
     if (params.get("top")) document.getElementById("top").value = params.get("top");
-    drawBoundaries(await getJSON("/boundaries"));
+    drawOutlines(await getJSON("/boundaries"));
+    try { drawTracts(await getJSON("/tracts")); } catch (e) { /* no tracts: outlines only */ }
     await refresh();
   } catch (e) {
     setStatus(e.message, true);
@@ -260,7 +303,23 @@ document.getElementById("controls").addEventListener("submit", ev => {
   ev.preventDefault(); refresh();
 });
 start();
-</script>
-</body>
-</html>
 """
+
+
+def map_html(tiles: str = "none", attribution: str = "") -> str:
+    """The page, with the tile layer's URL template (or ``none``) and its attribution."""
+    settings = json.dumps({"tiles": tiles, "attribution": html.escape(attribution)}
+                          ).replace("</", "<\\/")  # cannot close the script element
+    leaflet = f"{VENDOR_PATH}/leaflet"
+    return (
+        '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        "<title>crimecast: forecast places</title>\n"
+        f'<link rel="stylesheet" href="{leaflet}/leaflet.css">\n'
+        f"<style>{_STYLE}</style>\n</head>\n"
+        f'<body data-state="loading">{_BODY}'
+        '<script type="application/json" id="settings">'
+        f"{settings}</script>\n"
+        f'<script src="{leaflet}/leaflet.js"></script>\n'
+        f"<script>{_SCRIPT}</script>\n</body>\n</html>\n"
+    )

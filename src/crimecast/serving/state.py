@@ -12,12 +12,12 @@ from typing import Any
 
 import polars as pl
 
-from crimecast.config import ServingConfig
+from crimecast.config import FeatureConfig, ServingConfig
 from crimecast.errors import ConfigError
 from crimecast.features.timebins import STEPS_HOURS, TimeBinning
 from crimecast.serving.bundle import ModelBundle
 from crimecast.serving.forecast import Forecaster
-from crimecast.serving.geojson import UnitShapes, boundaries
+from crimecast.serving.geojson import UnitShapes, boundaries, tract_outlines
 from crimecast.serving.store import EventStore
 
 logger = logging.getLogger(__name__)
@@ -62,6 +62,7 @@ class ServerState:
         self.views: dict[str, UnitView] = {}
         self.primary_unit: str | None = None
         self.outlines: bytes | None = None
+        self.tracts: bytes | None = None
         self.summary: dict[str, Any] = {}
         self.error: str | None = None
         self._done = threading.Event()
@@ -99,6 +100,8 @@ class ServerState:
         if bundle.unit_table is not None:
             self.outlines = json.dumps(boundaries(bundle.unit_table),
                                        separators=(",", ":")).encode()
+            self.tracts = json.dumps(tract_outlines(bundle.unit_table),
+                                     separators=(",", ":")).encode()
         self.views = views
         self.primary_unit = bundle.feature_config.spatial_unit
         self.summary = model_summary(loaded, self.config, views)
@@ -146,6 +149,16 @@ def default_at(store: EventStore | None, binning: TimeBinning) -> dt.datetime:
     return binning.start_of(binning.index_of(last) + 1)
 
 
+def hotspot_meaning(cfg: FeatureConfig) -> str:
+    """What a hotspot is under ``cfg``'s label, in words a commander reads."""
+    if cfg.label == "topk":
+        return f"among the busiest {cfg.topk_pct:g}% of places in a {cfg.time_bin} period"
+    if cfg.label == "count":
+        return f"ranked by expected crimes in a {cfg.time_bin} period (no hotspot label)"
+    return (f"unusually busy for that place: more than {cfg.z_threshold:g} standard "
+            f"deviations above its own recent {cfg.time_bin} average")
+
+
 def model_summary(loaded: Loaded, config: ServingConfig,
                   views: dict[str, UnitView]) -> dict[str, Any]:
     """The ``/model`` document: identity, metrics, gate, intended use, data."""
@@ -168,7 +181,7 @@ def model_summary(loaded: Loaded, config: ServingConfig,
         "model_type": bundle.model.model_type, "decision_threshold": bundle.threshold,
         "features": bundle.features, "nullable_features": sorted(bundle.nullable),
         "spatial_unit": cfg.spatial_unit, "time_bin": cfg.time_bin,
-        "lead_bins": cfg.horizon, "label": cfg.label,
+        "lead_bins": cfg.horizon, "label": cfg.label, "hotspot_meaning": hotspot_meaning(cfg),
         "units": len(bundle.units) if bundle.units is not None else None,
         "metrics": metrics, "hotspot_metrics": hotspot, "metrics_by_area": per_area,
         "gate": custom.get("gate"), "risk_rating": intended.get("risk_rating"),

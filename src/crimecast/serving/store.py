@@ -95,7 +95,15 @@ class EventStore:
         return {"sources": list(self.sources), "rows": self.events.height,
                 "rows_in": self.rows_in, "rows_quarantined": self.rows_quarantined,
                 "first": self.first.isoformat() if self.first else None,
-                "last": self.last.isoformat() if self.last else None}
+                "last": self.last.isoformat() if self.last else None,
+                "estimated_time_share": self.estimated_time_share}
+
+    @property
+    def estimated_time_share(self) -> float | None:
+        """Share of events whose time of day is estimated (entered on the hour)."""
+        if "time_is_estimated" not in self.events.columns or not self.events.height:
+            return None
+        return round(float(self.events["time_is_estimated"].cast(pl.Float64).to_numpy().mean()), 4)
 
 
 _EPOCH = dt.datetime(1970, 1, 1)
