@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from crimecast.cli.errors import handle_errors
+from crimecast.cli.options import ConfigOpt, SchemaOpt
 from crimecast.config import Settings
 from crimecast.errors import ConfigError
 
@@ -63,7 +64,7 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8080, SageMaker's).")] = None,
     data: ServeDataOpt = None,
-    schema: Annotated[str | None, typer.Option(help="Schema of --data CSVs.")] = None,
+    schema: SchemaOpt = None,
     token: Annotated[str | None, typer.Option(
         help="Bearer token required on every request (default: $CRIMECAST_TOKEN).")] = None,
     platform_auth: Annotated[bool, typer.Option(
@@ -75,7 +76,7 @@ def serve(
         "--tiles", help="Map background: a tile URL template with {z}, {x} and {y} (your "
                         "agency's tile server), or none for fully offline use; default "
                         "serving.tiles (OpenStreetMap).")] = None,
-    config: Annotated[Path | None, typer.Option("--config", help="Config folder.")] = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Serve a model: /ping, /invocations (SageMaker), /hotspots, /map, /model, /docs."""
     from crimecast.config import load_settings
@@ -135,9 +136,9 @@ def predict(
     None,
     model: ModelOpt = None, run: RunOpt = None, model_dir: ModelDirOpt = None,
     data: ServeDataOpt = None,
-    schema: Annotated[str | None, typer.Option(help="Schema of --data CSVs.")] = None,
+    schema: SchemaOpt = None,
     runs_dir: RunsDirOpt = None, tracking_uri: TrackingOpt = None,
-    config: Annotated[Path | None, typer.Option("--config", help="Config folder.")] = None,
+    config: ConfigOpt = None,
     allow_stale: StaleOpt = False,
 ) -> None:
     """Batch-score the next period: GeoJSON hotspots or a patrol-box CSV for dispatch/CAD."""
@@ -177,9 +178,9 @@ def brief(
     top: Annotated[int, typer.Option(help="How many places to list.", min=1, max=40)] = 20,
     model: ModelOpt = None, run: RunOpt = None, model_dir: ModelDirOpt = None,
     data: ServeDataOpt = None,
-    schema: Annotated[str | None, typer.Option(help="Schema of --data CSVs.")] = None,
+    schema: SchemaOpt = None,
     runs_dir: RunsDirOpt = None, tracking_uri: TrackingOpt = None,
-    config: Annotated[Path | None, typer.Option("--config", help="Config folder.")] = None,
+    config: ConfigOpt = None,
     allow_stale: StaleOpt = False,
 ) -> None:
     """A printable one-page shift briefing: map, ranked places, freshness, model, limits."""

@@ -196,23 +196,22 @@ def create_app(config: ServingConfig, token: str | None = None,
             responses.popitem(last=False)
         return Response(body, media_type=GEOJSON)
 
+    def drawn(body: bytes | None) -> Response:
+        require_model()
+        if body is None:
+            raise ServingError("the model has no unit table, so there is nothing to draw.",
+                               status=404)
+        return Response(body, media_type=GEOJSON)
+
     @app.get("/boundaries", summary="Region outlines (units dissolved by region), GeoJSON",
              response_class=Response)
     async def outlines() -> Response:
-        require_model()
-        if state.outlines is None:
-            raise ServingError("the model has no unit table, so there is nothing to draw.",
-                               status=404)
-        return Response(state.outlines, media_type=GEOJSON)
+        return drawn(state.outlines)
 
     @app.get("/tracts", summary="Census tracts under the units (Los Angeles only), GeoJSON",
              response_class=Response)
     async def tracts() -> Response:
-        require_model()
-        if state.tracts is None:
-            raise ServingError("the model has no unit table, so there is nothing to draw.",
-                               status=404)
-        return Response(state.tracts, media_type=GEOJSON)
+        return drawn(state.tracts)
 
     page = map_html(config.tiles, config.tiles_attribution)
 
