@@ -105,3 +105,25 @@ def test_generate_then_clean_round_trip(tmp_path: Path) -> None:
     assert report["rows_in"] == report["rows_clean"] + report["rows_quarantined"]
     assert report["by_reason"].get("zero_coordinates", 0) > 0
     assert report["rows_clean"] / report["rows_in"] > 0.95
+
+
+def test_every_option_of_every_command_says_what_it_is() -> None:
+    """`--help` explains every option (issue #13: run's key options had no help text)."""
+    import typer.main
+
+    from crimecast.cli import app as cli_app
+
+    missing: list[str] = []
+
+    def walk(group: object, path: list[str]) -> None:
+        for name, command in group.commands.items():  # type: ignore[attr-defined]
+            if hasattr(command, "commands"):
+                walk(command, [*path, name])
+                continue
+            missing.extend(" ".join([*path, name, param.opts[0]]) for param in command.params
+                           if param.param_type_name == "option"
+                           and not (getattr(param, "help", None) or "").strip()
+                           and param.opts[0] != "--help")
+
+    walk(typer.main.get_command(cli_app), ["crimecast"])
+    assert missing == []

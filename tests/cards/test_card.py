@@ -424,3 +424,10 @@ def test_card_inputs_are_not_mutated(inputs: CardInputs) -> None:
     before = copy.deepcopy(dataclasses.asdict(inputs))
     render_model_card_html(build_model_card(inputs), inputs)
     assert dataclasses.asdict(inputs) == before
+
+
+def test_numbers_in_the_card_read_as_numbers() -> None:
+    from crimecast.cards.inputs import show
+
+    assert [show(v) for v in (11740.0, 11740, 2500.7, 0.123456, 12.5, 1e-5, None, True)] == [
+        "11,740", "11,740", "2,501", "0.1235", "12.5", "1e-05", "n/a", "True"]

@@ -166,3 +166,19 @@ def test_threshold_maximises_f1_by_hand() -> None:
     # At 0.35: predicted positives {0.35, 0.4, 0.7, 0.8} -> TP 3, FP 1, FN 0 -> F1 6/7;
     # at 0.7: TP 2, FP 0, FN 1 -> F1 0.8. The best is 0.35.
     assert best_f1_threshold(y, prob) == pytest.approx(0.35)
+
+
+@pytest.mark.parametrize("model_type", list(ESTIMATORS))
+def test_the_card_sees_the_fitted_hyper_parameters_defaults_included(
+        tiny: tuple[pl.DataFrame, np.ndarray], model_type: str) -> None:
+    frame, y = tiny
+    model = HotspotModel(model_type, FEATURES, SMALL[model_type])
+    assert model.effective_params() == {}
+    params = model.fit(frame, y).effective_params()
+    given = next(iter(SMALL[model_type].items()), None)
+    if given is not None:
+        assert params[given[0]] == given[1]
+    assert len(params) >= 3 and all(isinstance(v, str | int | float | bool)
+                                    for v in params.values())
+    if model_type == "lightgbm":
+        assert params["learning_rate"] == 0.03 and params["num_leaves"] == 7

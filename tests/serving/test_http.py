@@ -322,6 +322,10 @@ def test_model_summary_and_card(shared_server: LiveServer, bundle: ModelBundle,
         r["forecaster"] for r in ranking["validation_ranking"]]
     card = httpx.get(f"{shared_server.url}/model/card")
     assert card.status_code == 200 and "<html" in card.text.lower()
+    # Written before registration, the card shows the version the registry gave the model.
+    assert f'<dd id="model-version">{bundle.version}</dd>' in card.text
+    assert "not registered when this card was written" not in card.text
+    assert summary["hotspot_meaning"].startswith("unusually busy for that place")
     outlines = httpx.get(f"{shared_server.url}/boundaries").json()
     assert len(outlines["features"]) == len(set(bundle.units.region))
     spec = httpx.get(f"{shared_server.url}/openapi.json").json()

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from crimecast.cards.inputs import (
+    UNREGISTERED,
     CardInputs,
     _as_list,
     clip,
@@ -267,7 +268,7 @@ def build_model_card(inputs: CardInputs) -> dict[str, Any]:
             "custom_details": {
                 "run_id": _custom(inputs.run_id),
                 "created_at": _custom(inputs.created_at),
-                "model_version": _custom(inputs.model_version or "unregistered"),
+                "model_version": _custom(inputs.model_version or UNREGISTERED),
                 "synthetic": _custom(synthetic),
                 "risk_rule": _custom(RISK_RULE),
                 "gate": _custom(gate),

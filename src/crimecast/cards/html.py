@@ -15,6 +15,7 @@ from typing import Any
 
 from crimecast.cards.inputs import (
     LOWER_IS_BETTER,
+    UNREGISTERED,
     CardInputs,
     f1_spread,
     is_synthetic,
@@ -88,10 +89,24 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], numeric: Seque
             f"<tbody>{body}</tbody></table></div>")
 
 
-def _facts(pairs: Iterable[tuple[str, Any]]) -> str:
-    """A definition list of label/value pairs (both escaped)."""
-    items = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in pairs)
+def _facts(pairs: Iterable[tuple[str, Any]], ids: Mapping[str, str] | None = None) -> str:
+    """A definition list of label/value pairs (both escaped); ``ids`` names the value
+    elements a later step fills in (the registry's version)."""
+    named = ids or {}
+    items = "".join(f"<dt>{esc(k)}</dt><dd"
+                    + (f' id="{named[k]}"' if k in named else "") + f">{esc(v)}</dd>"
+                    for k, v in pairs)
     return f'<dl class="facts">{items}</dl>'
+
+
+_VERSION_ID = "model-version"
+
+
+def with_version(page: str, version: int | str) -> str:
+    """The card page showing the registry's ``version``: a card is written before its model
+    is registered, so whoever loads a registered model fills it in."""
+    # The phrase stands only where the version goes: the facts and the embedded JSON card.
+    return page.replace(esc(UNREGISTERED), esc(str(version)))
 
 
 def _text(value: Any) -> str:
@@ -109,12 +124,12 @@ def _overview(card: Mapping[str, Any], inputs: CardInputs) -> str:
     return (f"<header><p>Model card</p><h1>{esc(inputs.model_name)}</h1>" + _facts([
         ("Problem", overview.get("problem_type", "")),
         ("Algorithm", inputs.model_type),
-        ("Version", inputs.model_version or "unregistered"),
+        ("Version", inputs.model_version or UNREGISTERED),
         ("Run", inputs.run_id),
         ("Created", inputs.created_at),
         ("Owner", overview.get("model_owner", "")),
         ("Description", overview.get("model_description", "")),
-    ]) + "</header>")
+    ], ids={"Version": _VERSION_ID}) + "</header>")
 
 
 def _risk(card: Mapping[str, Any]) -> str:
@@ -288,7 +303,8 @@ def _training(inputs: CardInputs) -> str:
               ("SMOTE", "on" if inputs.use_smote else "off")]
     params = [[esc(k), esc(_text(v))] for k, v in sorted(inputs.hyper_parameters.items())]
     return ('<section id="training"><h2>Training</h2>' + _facts(facts)
-            + "<h3>Hyper-parameters</h3>" + _table(["name", "value"], params)
+            + "<h3>Hyper-parameters (as fitted, defaults included)</h3>"
+            + _table(["name", "value"], params)
             + "</section>")
 
 

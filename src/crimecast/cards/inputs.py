@@ -13,6 +13,10 @@ logger = logging.getLogger(__name__)
 
 LOWER_IS_BETTER = frozenset({"brier", "log_loss"})
 
+# What a card says of its version: it is written before the registry assigns one (the
+# serving bundle fills the version in: crimecast.cards.html.with_version).
+UNREGISTERED = "not registered when this card was written"
+
 
 @dataclass(frozen=True)
 class CardInputs:
@@ -53,7 +57,15 @@ def _f(value: float) -> str:
 def show(value: Any) -> str:
     """Any value for prose: finite numbers to four significant digits, None as n/a."""
     number = finite(value)
-    return "n/a" if value is None else f"{number:.4g}" if number is not None else str(value)
+    if value is None:
+        return "n/a"
+    if number is None:
+        return str(value)
+    if number == int(number) and abs(number) < 1e15:  # counts: 11,740, never 1.174e+04
+        return f"{int(number):,}"
+    if abs(number) >= 1000:
+        return f"{number:,.0f}"
+    return f"{number:.4g}"
 
 
 def _as_list(value: Any) -> list[str]:

@@ -11,18 +11,21 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from crimecast import __version__
-from crimecast.cli.errors import handle_errors
+from crimecast.cli.errors import handle_errors, make_console
 from crimecast.cli.options import (
+    CellSizeOpt,
     ConfigOpt,
     DataOpt,
     EncodingOpt,
     ExecutorOpt,
+    LabelOpt,
     RowsOpt,
     SchemaOpt,
     ShiftOpt,
+    SpatialUnitOpt,
+    TimeBinOpt,
     ZOpt,
     data_paths,
     parse_date,
@@ -37,7 +40,7 @@ from crimecast.cli.views import (
 )
 from crimecast.config import load_settings
 
-console = Console()
+console = make_console()
 
 
 def synthetic_provenance(first: dt.date, last: dt.date, seed: int,
@@ -139,12 +142,10 @@ def features(
     out: Annotated[Path, typer.Option("--out", help="Output folder.")],
     data: DataOpt = None,
     schema: SchemaOpt = None,
-    spatial_unit: Annotated[
-        str | None, typer.Option(help="area, district or grid (h3 if installed).")
-    ] = None,
-    cell_size: Annotated[float | None, typer.Option(help="Grid cell size in metres.")] = None,
-    time_bin: Annotated[str | None, typer.Option(help="1h, 8h, 12h, 1d or 7d.")] = None,
-    label: Annotated[str | None, typer.Option(help="zscore, topk or count.")] = None,
+    spatial_unit: SpatialUnitOpt = None,
+    cell_size: CellSizeOpt = None,
+    time_bin: TimeBinOpt = None,
+    label: LabelOpt = None,
     horizon: Annotated[int | None, typer.Option(help="Bins ahead the forecast is issued.")] = None,
     weather_mode: Annotated[
         str | None, typer.Option("--weather", help="same_bin, lagged or none.")

@@ -8,6 +8,8 @@ never as a traceback.
 from __future__ import annotations
 
 import functools
+import os
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -16,7 +18,19 @@ from rich.console import Console
 
 from crimecast.errors import CrimecastError, as_storage_error
 
-err_console = Console(stderr=True)
+WIDE = 160  # columns when the output is not a terminal (a file, a pipe, CI logs)
+
+
+def make_console(stderr: bool = False, **options: Any) -> Console:
+    """A console for the CLI: the terminal's width, or WIDE columns when writing to a file
+    or pipe (rich's 80 would cut table cells such as 'PendingManualApproval')."""
+    stream = sys.stderr if stderr else sys.stdout
+    tty = getattr(stream, "isatty", lambda: False)()
+    width = None if tty or os.environ.get("COLUMNS") else WIDE
+    return Console(stderr=stderr, width=width, **options)
+
+
+err_console = make_console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -11,12 +11,11 @@ import logging
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.logging import RichHandler
 
 from crimecast import __version__
 from crimecast.cli.data import clean, eda, features, generate, schema, weather
-from crimecast.cli.errors import err_console
+from crimecast.cli.errors import err_console, make_console
 from crimecast.cli.models import models_app
 from crimecast.cli.pipeline import backtest, demo, run
 from crimecast.cli.sagemaker import sagemaker_app
@@ -29,7 +28,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
+console = make_console()
 
 # Commands that read extra file names after --data (--data a.csv b.csv).
 EXTRA_ARGS = {"allow_extra_args": True}

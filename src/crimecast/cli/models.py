@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from crimecast.cli.errors import handle_errors
+from crimecast.cli.errors import handle_errors, make_console
 
-console = Console()
+console = make_console()
 models_app = typer.Typer(help="The model registry: list versions, promote one to champion.",
                          no_args_is_help=True)
 

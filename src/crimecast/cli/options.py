@@ -34,6 +34,32 @@ ShiftOpt = Annotated[int | None, typer.Option(
     "--shift-start-hour", help="Hour (0-23) the first 8 h or 12 h shift starts.")]
 ZOpt = Annotated[float | None, typer.Option(
     "--z-threshold", help="zscore label: a bin is a hotspot above this many SDs.")]
+# The panel and pipeline flags of features, run and backtest: one declaration each, with the
+# packaged default named (config/feature_config.yaml, config/config.yaml).
+SpatialUnitOpt = Annotated[str | None, typer.Option(
+    help="Places: area (police divisions), district, grid (square cells) or h3 "
+         "(default: features.spatial_unit, area).")]
+CellSizeOpt = Annotated[float | None, typer.Option(
+    help="Grid cell side in metres (default: features.cell_size, 250).")]
+TimeBinOpt = Annotated[str | None, typer.Option(
+    help="Forecast period: 1h, 8h (shifts), 12h, 1d or 7d (default: features.time_bin, 1h).")]
+LabelOpt = Annotated[str | None, typer.Option(
+    help="What a hotspot is: zscore (unusually busy for the place), topk (among the busiest "
+         "topk_pct% of places) or count (default: features.label, zscore).")]
+ModelTypeOpt = Annotated[str | None, typer.Option(
+    help="The learned model: lightgbm, xgboost, catboost, random_forest, extra_trees, "
+         "balanced_random_forest or logistic (default: pipeline.model_type, lightgbm).")]
+SmoteOpt = Annotated[bool | None, typer.Option(
+    "--use-smote/--no-smote", help="Oversample hotspot rows with SMOTE (training rows only) "
+                                   "(default: pipeline.use_smote, off).")]
+ClassWeightOpt = Annotated[bool | None, typer.Option(
+    "--class-weight/--no-class-weight", help="Balanced class weights instead of SMOTE "
+                                             "(default: pipeline.class_weight, off).")]
+SplitOpt = Annotated[float | None, typer.Option(
+    help="Share of the labelled periods used before the test period (time order) "
+         "(default: pipeline.train_test_split_ratio, 0.8).")]
+F1Opt = Annotated[float | None, typer.Option(
+    help="The gate's F1 floor on validation (default: pipeline.f1_threshold, 0.18).")]
 SchemaOpt = Annotated[
     str | None,
     typer.Option("--schema", help="auto, lapd, generic or a YAML column map (MAP.yaml)."),

@@ -10,23 +10,31 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from crimecast.cli.data import synthetic_provenance
-from crimecast.cli.errors import handle_errors
+from crimecast.cli.errors import handle_errors, make_console
 from crimecast.cli.models import promote_demo_champion
 from crimecast.cli.options import (
+    CellSizeOpt,
+    ClassWeightOpt,
     ConfigOpt,
     DataOpt,
     EncodingOpt,
     ExecutorOpt,
+    F1Opt,
     GateMetricOpt,
+    LabelOpt,
+    ModelTypeOpt,
     ObjectiveOpt,
     RowsOpt,
     SchemaOpt,
     ShiftOpt,
+    SmoteOpt,
+    SpatialUnitOpt,
+    SplitOpt,
+    TimeBinOpt,
     ZOpt,
     data_paths,
     parse_date,
@@ -34,7 +42,7 @@ from crimecast.cli.options import (
 from crimecast.cli.views import render_synthetic_banner
 from crimecast.config import Settings, load_settings
 
-console = Console()
+console = make_console()
 
 
 def apply_run_flags(
@@ -209,17 +217,15 @@ def run(
     ctx: typer.Context,
     data: DataOpt = None,
     schema: SchemaOpt = None,
-    model_type: Annotated[str | None, typer.Option(help="lightgbm, xgboost, catboost, "
-                                                   "random_forest, extra_trees, "
-                                                   "balanced_random_forest or logistic.")] = None,
-    use_smote: Annotated[bool | None, typer.Option("--use-smote/--no-smote")] = None,
-    class_weight: Annotated[bool | None, typer.Option("--class-weight/--no-class-weight")] = None,
-    train_test_split_ratio: Annotated[float | None, typer.Option()] = None,
-    f1_threshold: Annotated[float | None, typer.Option()] = None,
-    spatial_unit: Annotated[str | None, typer.Option()] = None,
-    cell_size: Annotated[float | None, typer.Option()] = None,
-    time_bin: Annotated[str | None, typer.Option()] = None,
-    label: Annotated[str | None, typer.Option()] = None,
+    model_type: ModelTypeOpt = None,
+    use_smote: SmoteOpt = None,
+    class_weight: ClassWeightOpt = None,
+    train_test_split_ratio: SplitOpt = None,
+    f1_threshold: F1Opt = None,
+    spatial_unit: SpatialUnitOpt = None,
+    cell_size: CellSizeOpt = None,
+    time_bin: TimeBinOpt = None,
+    label: LabelOpt = None,
     tune: Annotated[int, typer.Option(help="Optuna trials (0 = no tuning).")] = 0,
     shift_start_hour: ShiftOpt = None,
     z_threshold: ZOpt = None,
@@ -256,13 +262,13 @@ def backtest(
     data: DataOpt = None,
     schema: SchemaOpt = None,
     retrain_every: Annotated[int, typer.Option(help="Bins between retrainings.")] = 1,
-    model_type: Annotated[str | None, typer.Option()] = None,
-    use_smote: Annotated[bool | None, typer.Option("--use-smote/--no-smote")] = None,
-    class_weight: Annotated[bool | None, typer.Option("--class-weight/--no-class-weight")] = None,
-    spatial_unit: Annotated[str | None, typer.Option()] = None,
-    cell_size: Annotated[float | None, typer.Option()] = None,
-    time_bin: Annotated[str | None, typer.Option()] = None,
-    label: Annotated[str | None, typer.Option()] = None,
+    model_type: ModelTypeOpt = None,
+    use_smote: SmoteOpt = None,
+    class_weight: ClassWeightOpt = None,
+    spatial_unit: SpatialUnitOpt = None,
+    cell_size: CellSizeOpt = None,
+    time_bin: TimeBinOpt = None,
+    label: LabelOpt = None,
     shift_start_hour: ShiftOpt = None,
     z_threshold: ZOpt = None,
     encoding: EncodingOpt = None,

@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
-from crimecast.cli.errors import handle_errors
+from crimecast.cli.errors import handle_errors, make_console
 from crimecast.pipeline.sagemaker_target import (
     DEFAULT_INSTANCE_TYPE,
     DEFAULT_PIPELINE_NAME,
@@ -23,7 +22,7 @@ from crimecast.pipeline.sagemaker_target import (
 )
 
 # soft_wrap: ARNs and S3 URIs must stay copyable, never broken across lines.
-console = Console(soft_wrap=True)
+console = make_console(soft_wrap=True)
 sagemaker_app = typer.Typer(
     help="Export, deploy and run the pipeline on SageMaker Pipelines; container entry points.",
     no_args_is_help=True)

@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
-from crimecast.cli.errors import handle_errors
+from crimecast.cli.errors import handle_errors, make_console
 from crimecast.cli.options import ConfigOpt, SchemaOpt
 from crimecast.config import Settings
 from crimecast.errors import ConfigError
@@ -21,7 +20,7 @@ from crimecast.errors import ConfigError
 if TYPE_CHECKING:
     from crimecast.serving.server import ModelSource
 
-err_console = Console(stderr=True)
+err_console = make_console(stderr=True)
 
 ModelOpt = Annotated[str | None, typer.Option(
     "--model", help="models:/NAME@ALIAS, models:/NAME/VERSION or an MLflow run id "

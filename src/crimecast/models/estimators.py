@@ -286,6 +286,16 @@ class HotspotModel:
             self.calibration_ = platt(self._raw(matrix), labels, weights=weights)
         return self
 
+    def effective_params(self) -> dict[str, Any]:
+        """The fitted estimator's hyper-parameters, defaults included (scalars only), for
+        the model card; empty before :meth:`fit`."""
+        getter = getattr(self.estimator_, "get_params", None)
+        if getter is None:
+            return {}
+        params = getter() if self.model_type != "catboost" else self.estimator_.get_all_params()
+        return {k: v for k, v in sorted(params.items())
+                if v is not None and isinstance(v, str | int | float | bool)}
+
     def transform(self, X: pl.DataFrame | np.ndarray) -> np.ndarray:
         """The estimator's input matrix for ``X`` (after fitted preprocessing)."""
         matrix = as_matrix(X, self.feature_names)

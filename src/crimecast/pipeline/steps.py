@@ -277,7 +277,7 @@ def card(io: StepIO) -> dict[str, Any]:
         model_version=None,
         run_id=io.run_id,
         created_at=dt.datetime.now(dt.UTC).isoformat(),
-        hyper_parameters=info["params"],
+        hyper_parameters=info.get("effective_params") or info["params"],
         use_smote=info["imbalance"] == "smote",
         feature_names=info["features"],
         feature_importance=info["feature_importance"],

@@ -98,6 +98,7 @@ class TrainResult:
             "model_type": self.learned.model_type,
             "objective": self.objective,
             "params": self.learned.params,
+            "effective_params": self.learned.effective_params(),
             "imbalance": self.learned.imbalance,
             "features": self.features,
             "decision_threshold": self.thresholds[self.learned.model_type],

@@ -24,6 +24,7 @@ from typing import Any
 
 import polars as pl
 
+from crimecast.cards.html import with_version
 from crimecast.config import FeatureConfig
 from crimecast.errors import ModelError, RegistryError
 from crimecast.features.unit_table import units_from_table
@@ -106,12 +107,18 @@ def _assemble(model_dir: Path, files: dict[str, Path | None], *, source: str,
                                  panel.get("cell_size_m"))
     nullable = info.get("nullable_features")
     html = files["card_html"].read_text() if files["card_html"] is not None else None
+    card = _read_json(files["model_card"])
+    if version is not None:  # the card was written before registration assigned it
+        html = with_version(html, version) if html is not None else None
+        details = (card or {}).get("additional_information", {}).get("custom_details")
+        if isinstance(details, dict):
+            details["model_version"] = str(version)
     return ModelBundle(
         model=model, threshold=float(info["decision_threshold"]), feature_config=config,
         nullable=frozenset(model.feature_names if nullable is None else nullable),
         source=source, run_id=run_id, version=version, model_name=model_name,
         crimecast_run_id=crimecast_run_id, units=units, unit_table=table, meta=meta,
-        card=_read_json(files["model_card"]), card_html=html,
+        card=card, card_html=html,
         evaluation=_read_json(files["evaluation"]), data_hint=data_hint,
     )
 
