@@ -377,6 +377,22 @@ def test_html_loads_nothing_external(page: str) -> None:
         assert forbidden not in lowered
 
 
+def test_the_card_draws_every_forecasters_area_curves_as_inline_images() -> None:
+    shares = [0.005 * k for k in range(1, 41)]
+    curve = {"share": shares, "hit_rate": [min(1.0, 4 * s) for s in shares],
+             "pai": [4.0] * 40, "pei_star": [0.5] * 40}
+    inputs = make_inputs(curves={"hotspot_curves": {"lightgbm": curve, "sepp": curve,
+                                                    "prior_counts_4w": curve}})
+    html = render_model_card_html(build_model_card(inputs), inputs)
+    section = html[html.index('<section id="area-curves">'):]
+    section = section[:section.index("</section>")]
+    assert "every forecaster (3;" in section
+    assert re.findall(r'\bsrc="([^",]*),', html) == ["data:image/png;base64"]
+    assert "img-src data:" in html  # the page's CSP lets only inline images in
+    assert "Not drawn for this run" in render_model_card_html(
+        build_model_card(make_inputs()), make_inputs())
+
+
 def test_html_escapes_every_user_string(inputs: CardInputs) -> None:
     nasty = dataclasses.replace(
         inputs, model_name='crimecast "<b>x</b>"',

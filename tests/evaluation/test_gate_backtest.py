@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import polars as pl
@@ -15,6 +16,7 @@ from crimecast.errors import ConfigError
 from crimecast.evaluation.gate import decide_gate
 from crimecast.models.naive import NAIVE
 from crimecast.pipeline.backtest import parse_origins
+from tests.browser import DESKTOP, screenshot
 
 
 def _evaluation(f1: float, validation: dict[str, float], metric: str = "pr_auc") -> dict:
@@ -106,3 +108,20 @@ def test_backtest_cli_on_generated_data(tmp_path: Path) -> None:
         assert entry["best_naive"] in NAIVE
     interval = report["intervals"]["pai@1%"]["logistic"]
     assert interval["ci95"][0] <= interval["value"] <= interval["ci95"][1]
+    # backtest.html: the plots, self-contained; units.geojson: the places to join on.
+    page = (out / "backtest.html").read_text()
+    assert re.findall(r'(?:src|href)="([^":]*):', page) == ["data"] * 3  # no area chart
+    for title in ("Hit rate and PAI against the share of area flagged", "PAI per origin",
+                  "Forecast and what happened", "By area"):
+        assert f"<h2>{title}</h2>" in page
+    # Each division is one unit here: the per-area section says why it has no values.
+    assert "Every area is a single unit or too coarse for 5% of it to be flagged" in page
+    assert "n/a: its places are too large (the first flagged is 100% of it)" in page
+    shapes = json.loads((out / "units.geojson").read_text())
+    assert {f["properties"]["unit_id"] for f in shapes["features"]} == set(
+        predictions["unit_id"].cast(pl.Utf8).to_list())
+    pixels = screenshot((out / "backtest.html").as_uri(), tmp_path, "bt",
+                        window=DESKTOP).reshape(-1, 3)
+    r, g, b = pixels.T
+    assert int(((r < 40) & (g > 90) & (g < 135) & (b > 160)).sum()) > 500  # blue curves
+    assert int(((r > 190) & (g < 120) & (b < 40)).sum()) > 300  # vermillion curves

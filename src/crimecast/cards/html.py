@@ -24,6 +24,7 @@ from crimecast.cards.inputs import (
     show,
     sources,
 )
+from crimecast.cards.plots import area_curves_img
 from crimecast.cards.risk import INTENDED_USES, OUT_OF_SCOPE, OUT_OF_SCOPE_SUMMARY, caveats
 from crimecast.cards.svg import PALETTE, Series, bar_chart, esc, finite, line_chart
 
@@ -31,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 NOT_RANKED_PREFIX = "area_share"
 TOP_FEATURES = 20
-CSP = "default-src 'none'; style-src 'unsafe-inline'"
+CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 CSS = """
 :root { color-scheme: light; }
 * { box-sizing: border-box; }
@@ -261,6 +262,22 @@ def _charts(inputs: CardInputs) -> str:
     return f'<section id="charts"><h2>Charts</h2><div class="charts">{figures}</div></section>'
 
 
+def _area_curves(inputs: CardInputs) -> str:
+    """Every forecaster's hit rate and PAI against the share of the area flagged."""
+    curves = inputs.curves.get("hotspot_curves") if inputs.curves else None
+    head = ('<section id="area-curves"><h2>Hit rate and PAI against the share of area '
+            "flagged</h2>")
+    if not curves:
+        return head + ("<p>Not drawn for this run: a streamed run scores the test period in "
+                       "blocks and keeps the measures at 1%, 5% and 10% only.</p></section>")
+    ranking = inputs.evaluation.get("forecasters") or {}
+    highlight = [str(n) for n in (ranking.get("learned") or inputs.model_type, ranking.get(
+        "best_naive"), "sepp", "ensemble") if n in curves]
+    return (head + f"<p>Test period, every forecaster ({len(curves)}; the named ones in "
+            "colour). A curve above another catches more crime in the same area; PAI 1 is "
+            f"chance.</p>{area_curves_img(curves, highlight)}</section>")
+
+
 def _per_area(inputs: CardInputs) -> str:
     """Rows, positives, F1 and PAI@5% for every area."""
     regions = (inputs.evaluation.get("per_area") or {}).get("regions") or {}
@@ -269,9 +286,13 @@ def _per_area(inputs: CardInputs) -> str:
              esc(_text(metric_value((info or {}).get("binary_classification_metrics"), "f1"))),
              esc(_text(metric_value((info or {}).get("hotspot_metrics"), "pai@5%")))]
             for name, info in regions.items()]
+    missing = sum(1 for row in rows if row[4] == "n/a")
+    why = (f"<p>PAI@5% is n/a for {missing} of {len(rows)} areas: an area must hold enough "
+           "places for 5% of it to be flagged (with --spatial-unit area each division is "
+           "one place); grid cells give every area a value.</p>" if missing else "")
     return ('<section id="per-area"><h2>Performance by area</h2>'
             + _table(["area", "rows", "positives", "F1", "PAI@5%"], rows,
-                     [False, True, True, True, True]) + "</section>")
+                     [False, True, True, True, True]) + why + "</section>")
 
 
 def _uses(card: Mapping[str, Any]) -> str:
@@ -331,7 +352,8 @@ def render_model_card_html(card: Mapping[str, Any], inputs: CardInputs) -> str:
     body = "".join([
         _overview(card, inputs), banner, _risk(card), _gate(inputs), _ranking(inputs),
         _comparison(inputs),
-        _charts(inputs), _per_area(inputs), _uses(card), _caveats(inputs), _training(inputs),
+        _charts(inputs), _area_curves(inputs), _per_area(inputs), _uses(card),
+        _caveats(inputs), _training(inputs),
         _provenance(inputs),
         '<section id="card-json"><h2>Card JSON</h2><details><summary>Show the model card '
         f"JSON</summary><pre>{esc(json.dumps(card, indent=2, default=str))}</pre></details>"

@@ -13,7 +13,8 @@ from __future__ import annotations
 import base64
 import html
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from matplotlib.figure import Figure
 
@@ -61,3 +62,30 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
     body = "".join("<tr>" + "".join(cell(v) for v in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def area_curves_img(curves: Mapping[str, Mapping[str, Sequence[float]]],
+                    highlight: Sequence[str]) -> str:
+    """Hit rate and PAI against the share of the area flagged, one line per forecaster
+    (``curves[name]`` holds ``share``, ``hit_rate`` and ``pai`` lists); the ``highlight``
+    ones in colour and named, the rest grey."""
+    figure = new_figure(10.0, 3.8, ncols=2)
+    hit_axes, pai_axes = figure.axes
+    for name in sorted(curves, key=lambda n: n in highlight):  # highlighted drawn last
+        curve = curves[name]
+        share = [100 * s for s in curve["share"]]
+        style: dict[str, Any] = (
+            {"color": PALETTE[list(highlight).index(name) % len(PALETTE)], "linewidth": 2.2,
+             "label": name, "zorder": 3} if name in highlight
+            else {"color": "#c4c9d0", "linewidth": 0.8, "zorder": 1})
+        hit_axes.plot(share, [100 * (v if v is not None else float("nan"))
+                              for v in curve["hit_rate"]], **style)
+        pai_axes.plot(share, [v if v is not None else float("nan") for v in curve["pai"]],
+                      **style)
+    hit_axes.set_xlabel("share of the area flagged (%)")
+    hit_axes.set_ylabel("% of crimes in the flagged area")
+    pai_axes.set_xlabel("share of the area flagged (%)")
+    pai_axes.set_ylabel("PAI (times better than chance)")
+    pai_axes.axhline(1.0, color="#888888", linestyle=":", linewidth=1)
+    hit_axes.legend(loc="lower right", frameon=False, fontsize=8)
+    return as_img(figure, "hit rate and PAI against the share of area flagged")

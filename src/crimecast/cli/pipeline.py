@@ -283,7 +283,7 @@ def backtest(
     from crimecast.executor import opened
     from crimecast.features.job import run_features
     from crimecast.features.unit_table import unit_table
-    from crimecast.pipeline.backtest import parse_origins, run_backtest
+    from crimecast.pipeline.backtest import parse_origins, run_backtest, write_backtest_views
 
     settings = apply_run_flags(
         load_settings(config), model_type=model_type, use_smote=use_smote, split_ratio=None,
@@ -299,11 +299,15 @@ def backtest(
         job = run_features(paths, schema or settings.data.schema_name, settings.cleaning,
                            settings.features, encoding=encoding or settings.data.encoding,
                            executor=blocks)
-        result = run_backtest(job.features.frame, job.cleaned.clean, job.units,
-                              unit_table(job.units), window, retrain_every, settings.pipeline,
-                              settings.features, settings.models, tune_trials=tune,
-                              executor=blocks)
+        units = unit_table(job.units)
+        result = run_backtest(job.features.frame, job.cleaned.clean, job.units, units,
+                              window, retrain_every, settings.pipeline, settings.features,
+                              settings.models, tune_trials=tune, executor=blocks)
         write_parquet(result.predictions, out / "predictions.parquet")
         write_json(result.report, out / "backtest.json")
+    with console.status("drawing backtest.html..."):
+        write_backtest_views(result, units, settings.pipeline.model_type, out)
     render_backtest(result.report, time.perf_counter() - began)
-    console.print(f"wrote {out / 'predictions.parquet'} and {out / 'backtest.json'}")
+    console.print(f"wrote {out / 'predictions.parquet'}, {out / 'backtest.json'}, "
+                  f"{out / 'backtest.html'} and {out / 'units.geojson'} (the places' shapes, "
+                  "to join on unit_id in QGIS or ArcGIS)")

@@ -310,3 +310,18 @@ def hotspot_metrics_by(
         hotspot_per_bin(frame, unit_areas, shares, by=by), shares, by)
     return result
 
+
+CURVE_SHARES: tuple[float, ...] = tuple(round(0.005 * k, 3) for k in range(1, 41))  # to 20%
+
+
+def hotspot_curve(frame: pl.DataFrame, unit_areas: pl.DataFrame,
+                  shares: Sequence[float] = CURVE_SHARES) -> pl.DataFrame:
+    """Hit rate, PAI and PEI* against the share of the area flagged (0.5% to 20% by
+    default), each the mean over the bins with events: the curves the card and the
+    backtest page draw. Columns ``share, hit_rate, pai, pei_star``."""
+    summary = hotspot_metrics(frame, unit_areas, shares)
+    return pl.DataFrame({
+        "share": [float(s) for s in shares],
+        **{measure: [summary[f"{measure}@{share_label(s)}"]["value"] for s in shares]
+           for measure in ("hit_rate", "pai", "pei_star")},
+    }, schema_overrides={m: pl.Float64 for m in ("hit_rate", "pai", "pei_star")})

@@ -22,13 +22,16 @@ forecaster's (chosen on validation at each origin).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
+import shapely
 
 from crimecast.config import FeatureConfig, ModelsConfig, PipelineConfig
 from crimecast.errors import ConfigError
@@ -231,3 +234,25 @@ def _metrics(rows: pl.DataFrame, unit_areas: pl.DataFrame, threshold: float) -> 
     return {"hotspot_metrics": hotspot_metrics(rows, unit_areas),
             "binary_classification_metrics": classification,
             "decision_threshold_median": threshold}
+
+
+def write_backtest_views(result: BacktestResult, units: pl.DataFrame, learned: str,
+                         out: Path) -> None:
+    """``backtest.html`` (the plots) and ``units.geojson`` (the places' shapes, joined to
+    ``predictions.parquet`` on ``unit_id``) beside the backtest's files."""
+    from crimecast.cards.backtest_page import backtest_html
+    from crimecast.data.output import write_bytes
+    from crimecast.features.unit_table import table_geometries
+
+    highlight = [CHAMPION, learned, BEST_NAIVE, "ensemble", "sepp"]
+    page = backtest_html(result.predictions, result.report, units, highlight, CHAMPION)
+    write_bytes(out / "backtest.html", page.encode())
+    geometries = table_geometries(units)
+    features = ",".join(
+        '{"type":"Feature","properties":' + json.dumps(
+            {"unit_id": u, "name": n, "region": r, "area_km2": a}) + ',"geometry":'
+        + shapely.to_geojson(g) + "}"
+        for u, n, r, a, g in zip(units["unit_id"].cast(pl.Utf8), units["name"],
+                                 units["region"], units["area_km2"], geometries, strict=True))
+    write_bytes(out / "units.geojson",
+                ('{"type":"FeatureCollection","features":[' + features + "]}").encode())

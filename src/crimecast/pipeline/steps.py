@@ -205,7 +205,7 @@ def evaluate(io: StepIO) -> dict[str, Any]:
             return build_evaluation_report(predictions, units, thresholds, primary,
                                            {**data, **extra}, n_resamples=n)
 
-        curves = prediction_curves(predictions, learned, shown)
+        curves = prediction_curves(predictions, learned, shown, units)
     report = report_for(learned, {})
     report["forecasters"] = forecaster_ranking(report, info)
     write_json(report, io.out / "evaluation.json")
@@ -222,10 +222,13 @@ def evaluate(io: StepIO) -> dict[str, Any]:
             "champion": validation["champion"]}
 
 
-def prediction_curves(predictions: pl.DataFrame, learned: str, shown: list[str]
-                      ) -> dict[str, Any]:
-    """The card's precision-recall and calibration curves from the test predictions."""
+def prediction_curves(predictions: pl.DataFrame, learned: str, shown: list[str],
+                      units: pl.DataFrame | None = None) -> dict[str, Any]:
+    """The card's precision-recall and calibration curves from the test predictions, and
+    (with ``units``: ``unit_id, area_km2``) every forecaster's hit rate and PAI against the
+    share of the area flagged."""
     from crimecast.evaluation.curves import calibration_curve, pr_curve
+    from crimecast.evaluation.hotspot import hotspot_curve
 
     primary = predictions.filter(pl.col("model") == learned)
     return {
@@ -237,6 +240,11 @@ def prediction_curves(predictions: pl.DataFrame, learned: str, shown: list[str]
             for name in shown
             for part in [predictions.filter(pl.col("model") == name)]
         },
+        **({"hotspot_curves": {
+            name: hotspot_curve(predictions.filter(pl.col("model") == name), units)
+            .to_dict(as_series=False)
+            for name in predictions["model"].unique().sort().to_list()}}
+           if units is not None else {}),
     }
 
 
