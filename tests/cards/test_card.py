@@ -447,3 +447,14 @@ def test_numbers_in_the_card_read_as_numbers() -> None:
 
     assert [show(v) for v in (11740.0, 11740, 2500.7, 0.123456, 12.5, 1e-5, None, True)] == [
         "11,740", "11,740", "2,501", "0.1235", "12.5", "1e-05", "n/a", "True"]
+
+
+def test_the_card_says_what_share_of_times_is_estimated() -> None:
+    from crimecast.cards.risk import caveats
+
+    inputs = make_inputs()
+    inputs = dataclasses.replace(inputs, provenance={**inputs.provenance,
+                                                     "estimated_time_share": 0.3742})
+    assert any(c.startswith("Estimated times: 37% of the crimes have an estimated time of day")
+               for c in caveats(inputs))
+    assert not any(c.startswith("Estimated times") for c in caveats(make_inputs()))

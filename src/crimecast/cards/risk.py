@@ -160,6 +160,13 @@ def caveats(inputs: CardInputs) -> list[str]:
             f"Performance differs by area: F1 is {_f(finite(spread.get('max')) or 0.0)} in "
             f"{spread.get('best_region')} (best) and {_f(finite(spread.get('min')) or 0.0)} "
             f"in {spread.get('worst_region')} (worst), a gap of {_f(finite(spread['gap']) or 0)}.")
+    estimated = finite(inputs.provenance.get("estimated_time_share"))
+    if estimated:
+        period = inputs.training.get("time_bin", "short")
+        items.append(
+            f"Estimated times: {estimated:.0%} of the crimes have an estimated time of day "
+            f"(entered on the hour), so forecasts for {period} periods are less certain than "
+            "their numbers suggest; 8-hour shifts and days are less affected.")
     if is_synthetic(inputs):
         items.append("SYNTHETIC DATA: these results come from generated data ("
                      + (", ".join(sources(inputs)) or "synthetic generator")

@@ -72,7 +72,8 @@ def process(io: StepIO) -> dict[str, Any]:
         meta = built.meta
         write_parquet(built.frame.drop("_u", "_b"), io.out / "features.parquet")
     write_clean_outputs(cleaned, io.out)
-    meta["provenance"] = provenance_of(paths)
+    meta["provenance"] = {**provenance_of(paths), "estimated_time_share": round(
+        cleaned.report.time_is_estimated / max(cleaned.report.rows_clean, 1), 4)}
     meta["excluded_crime_types"] = cleaned.report.excluded_crime_types
     write_json(meta, io.out / "features_meta.json")
     write_parquet(unit_table(units), io.out / "units.parquet")
