@@ -100,9 +100,12 @@ def test_the_features_command_writes_the_design_of_a_large_panel(
     meta = json.loads((folder / "out" / "features_meta.json").read_text())
     design = meta["design"]
     frame = pl.scan_parquet(folder / "out" / "features.parquet").collect()
-    assert frame.height == meta["panel"]["rows"] == design["event_rows"] + \
+    assert frame.height == meta["panel"]["rows"] == design["sampled_event_rows"] + \
         design["sampled_empty_rows"]
     assert design["sampled_empty_rows"] < design["empty_rows"]
+    # More rows with an event than half the design: they are sampled too, weighted E/m.
+    assert design["sampled_event_rows"] == 30_000 < design["event_rows"]
+    assert design["event_weight"] == pytest.approx(design["event_rows"] / 30_000)
     assert frame[WEIGHT].sum() == pytest.approx(design["panel_rows"])
     # The label's rate is the panel's (weighted), not the design's event-heavy share.
     labelled = frame.filter(pl.col("target_hotspot").is_not_null())
