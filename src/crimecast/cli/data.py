@@ -17,6 +17,7 @@ from crimecast.cli.errors import handle_errors, make_console
 from crimecast.cli.options import (
     CellSizeOpt,
     ConfigOpt,
+    CrimeTypesOpt,
     DataOpt,
     EncodingOpt,
     ExecutorOpt,
@@ -146,6 +147,7 @@ def features(
     cell_size: CellSizeOpt = None,
     time_bin: TimeBinOpt = None,
     label: LabelOpt = None,
+    crime_types: CrimeTypesOpt = None,
     horizon: Annotated[int | None, typer.Option(help="Bins ahead the forecast is issued.")] = None,
     weather_mode: Annotated[
         str | None, typer.Option("--weather", help="same_bin, lagged or none.")
@@ -170,6 +172,7 @@ def features(
         "features", spatial_unit=spatial_unit, cell_size=cell_size, time_bin=time_bin,
         label=label, horizon=horizon, weather=weather_mode, delay_aware=delay_aware,
         shift_start_hour=shift_start_hour, z_threshold=z_threshold, rows=rows,
+        crime_types=crime_types,
     ).with_overrides(
         "cleaning", max_date=parse_date(max_date, "--max-date") if max_date else None
     )

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from crimecast.config import Settings
+from crimecast.config.crime_types import CRIME_TYPES
 from crimecast.errors import CrimecastError
 
 ConfigOpt = Annotated[
@@ -46,6 +47,9 @@ TimeBinOpt = Annotated[str | None, typer.Option(
 LabelOpt = Annotated[str | None, typer.Option(
     help="What a hotspot is: zscore (unusually busy for the place), topk (among the busiest "
          "topk_pct% of places) or count (default: features.label, zscore).")]
+CrimeTypesOpt = Annotated[str | None, typer.Option(
+    "--crime-types", help="Forecast only these crime types, comma-separated: "
+    + ", ".join(CRIME_TYPES) + " (default: features.crime_types, all types).")]
 ModelTypeOpt = Annotated[str | None, typer.Option(
     help="The learned model: lightgbm, xgboost, catboost, random_forest, extra_trees, "
          "balanced_random_forest or logistic (default: pipeline.model_type, lightgbm).")]

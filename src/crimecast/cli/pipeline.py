@@ -20,6 +20,7 @@ from crimecast.cli.options import (
     CellSizeOpt,
     ClassWeightOpt,
     ConfigOpt,
+    CrimeTypesOpt,
     DataOpt,
     EncodingOpt,
     ExecutorOpt,
@@ -53,6 +54,7 @@ def apply_run_flags(
     objective: str | None = None, gate_metric: str | None = None,
     register_best: bool | None = None, shift_start_hour: int | None = None,
     z_threshold: float | None = None, rows: str | None = None,
+    crime_types: str | None = None,
 ) -> Settings:
     """CLI flags override the YAML configuration."""
     return settings.with_overrides(
@@ -64,6 +66,7 @@ def apply_run_flags(
     ).with_overrides(
         "features", spatial_unit=spatial_unit, cell_size=cell_size, time_bin=time_bin,
         label=label, shift_start_hour=shift_start_hour, z_threshold=z_threshold, rows=rows,
+        crime_types=crime_types,
     )
 
 
@@ -226,6 +229,7 @@ def run(
     cell_size: CellSizeOpt = None,
     time_bin: TimeBinOpt = None,
     label: LabelOpt = None,
+    crime_types: CrimeTypesOpt = None,
     tune: Annotated[int, typer.Option(help="Optuna trials (0 = no tuning).")] = 0,
     shift_start_hour: ShiftOpt = None,
     z_threshold: ZOpt = None,
@@ -249,6 +253,7 @@ def run(
         runs_dir=runs_dir, tracking_uri=tracking_uri, class_weight=class_weight,
         objective=objective, gate_metric=gate_metric, register_best=register_best,
         shift_start_hour=shift_start_hour, z_threshold=z_threshold, rows=rows,
+        crime_types=crime_types,
     ).with_overrides("data", encoding=encoding)
     paths = data_paths(data, list(ctx.args), settings)
     run_with_progress(settings, paths, schema or settings.data.schema_name, tune, executor)
@@ -269,6 +274,7 @@ def backtest(
     cell_size: CellSizeOpt = None,
     time_bin: TimeBinOpt = None,
     label: LabelOpt = None,
+    crime_types: CrimeTypesOpt = None,
     shift_start_hour: ShiftOpt = None,
     z_threshold: ZOpt = None,
     encoding: EncodingOpt = None,
@@ -290,7 +296,7 @@ def backtest(
         f1_threshold=None, spatial_unit=spatial_unit, cell_size=cell_size, time_bin=time_bin,
         label=label, runs_dir=None, tracking_uri=None, class_weight=class_weight,
         objective=objective, gate_metric=gate_metric, register_best=None,
-        shift_start_hour=shift_start_hour, z_threshold=z_threshold)
+        shift_start_hour=shift_start_hour, z_threshold=z_threshold, crime_types=crime_types)
     window = parse_origins(origins)
     paths = data_paths(data, list(ctx.args), settings)
     began = time.perf_counter()

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from crimecast.cli.errors import handle_errors, make_console
-from crimecast.cli.options import ConfigOpt, SchemaOpt
+from crimecast.cli.options import ConfigOpt, CrimeTypesOpt, SchemaOpt
 from crimecast.config import Settings
 from crimecast.errors import ConfigError
 
@@ -71,6 +71,7 @@ def serve(
                                 "allows a non-loopback bind without a token.")] = False,
     runs_dir: RunsDirOpt = None, tracking_uri: TrackingOpt = None,
     access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
+    crime_types: CrimeTypesOpt = None,
     tiles: Annotated[str | None, typer.Option(
         "--tiles", help="Map background: a tile URL template with {z}, {x} and {y} (your "
                         "agency's tile server), or none for fully offline use; default "
@@ -90,6 +91,7 @@ def serve(
     bundles = [source.load() for source in sources]  # bad references fail before the port opens
     check_units(bundles)
     bundle = bundles[0]
+    check_crime_types(settings, bundle, crime_types)
     app = create_app(cfg, token=bearer, loader=loader_for(bundles, data or [], settings, schema))
     shown = "localhost" if cfg.host in ("127.0.0.1", "::1") else cfg.host
     err_console.print(f"serving {bundle.describe()} on http://{shown}:{cfg.port}  map: "
@@ -101,7 +103,7 @@ def serve(
 def _forecast(settings: Any, at: str, horizon: str, model: str | None, run: str | None,
               model_dir: Path | None, data: list[str] | None, schema: str | None,
               runs_dir: Path | None, tracking_uri: str | None, allow_stale: bool,
-              command: str) -> tuple[Any, Any]:
+              command: str, crime_types: str | None = None) -> tuple[Any, Any]:
     """The served model (with its data store) and its forecast of one window."""
     from crimecast.serving.forecast import compute_forecast, parse_at
     from crimecast.serving.server import load_served
@@ -109,7 +111,9 @@ def _forecast(settings: Any, at: str, horizon: str, model: str | None, run: str 
     moment = parse_at(at)
     sources = model_sources(settings, [model] if model else [], run, model_dir, runs_dir,
                             tracking_uri)
-    loaded = load_served([sources[0].load()], data or [], settings, schema)
+    bundle = sources[0].load()
+    check_crime_types(settings, bundle, crime_types)
+    loaded = load_served([bundle], data or [], settings, schema)
     if loaded.store is None or loaded.bundle.unit_table is None:
         raise ConfigError(f"{command} needs a data store: pass --data FILE (incident CSV or a "
                           "run's clean.parquet).")
@@ -117,6 +121,21 @@ def _forecast(settings: Any, at: str, horizon: str, model: str | None, run: str 
                                 settings.serving.max_horizon_days,
                                 settings.serving.stale_after_days, allow_stale)
     return loaded, forecast
+
+
+def check_crime_types(settings: Settings, bundle: Any, asked: str | None) -> None:
+    """``--crime-types`` on serve, predict and brief: the model must forecast those types
+    (the types are the model's, fixed when it was trained)."""
+    if asked is None:
+        return
+    # Parsed and checked as the features config does (one rule for the flag everywhere).
+    types = settings.with_overrides("features", crime_types=asked).features
+    wanted = ", ".join(types.crime_types) or "all"
+    has = bundle.audit()["crime_types"]
+    if wanted != has:
+        raise ConfigError(f"crime_types must match the model's; the model forecasts {has}, "
+                          f"--crime-types asked for {wanted}. Pass --model with a model "
+                          f"trained with crimecast run --crime-types {asked}.")
 
 
 StaleOpt = Annotated[bool, typer.Option(
@@ -139,6 +158,7 @@ def predict(
     runs_dir: RunsDirOpt = None, tracking_uri: TrackingOpt = None,
     config: ConfigOpt = None,
     allow_stale: StaleOpt = False,
+    crime_types: CrimeTypesOpt = None,
 ) -> None:
     """Batch-score the next period: GeoJSON hotspots or a patrol-box CSV for dispatch/CAD."""
     from crimecast.config import load_settings
@@ -150,7 +170,7 @@ def predict(
         raise ConfigError(f"format must be geojson or csv; got '{fmt}'. Pass --format csv.")
     settings = load_settings(config)
     loaded, forecast = _forecast(settings, at, horizon, model, run, model_dir, data, schema,
-                                 runs_dir, tracking_uri, allow_stale, "predict")
+                                 runs_dir, tracking_uri, allow_stale, "predict", crime_types)
     bundle = loaded.bundle
     shapes = UnitShapes.from_table(bundle.unit_table)
     if fmt == "csv":
@@ -181,6 +201,7 @@ def brief(
     runs_dir: RunsDirOpt = None, tracking_uri: TrackingOpt = None,
     config: ConfigOpt = None,
     allow_stale: StaleOpt = False,
+    crime_types: CrimeTypesOpt = None,
 ) -> None:
     """A printable one-page shift briefing: map, ranked places, freshness, model, limits."""
     from crimecast.config import load_settings
@@ -193,7 +214,7 @@ def brief(
                           "brief.pdf.")
     settings = load_settings(config)
     loaded, forecast = _forecast(settings, at, horizon, model, run, model_dir, data, schema,
-                                 runs_dir, tracking_uri, allow_stale, "brief")
+                                 runs_dir, tracking_uri, allow_stale, "brief", crime_types)
     bundle = loaded.bundle
     briefing = build_briefing(bundle, forecast, UnitShapes.from_table(bundle.unit_table), top,
                               loaded.store.estimated_time_share)

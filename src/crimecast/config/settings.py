@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from crimecast.config.crime_types import CRIME_TYPES
 from crimecast.config.generator import GeneratorConfig
 from crimecast.errors import ConfigError
 
@@ -116,6 +117,19 @@ class FeatureConfig(FrozenModel):
     horizon: int = Field(default=1, ge=1)
     weather: Literal["same_bin", "lagged", "none"] = "same_bin"
     label: Literal["zscore", "topk", "count"] = "zscore"
+    # Forecast only these crime types (crimecast.data.crime_codes.CRIME_TYPES); empty: all.
+    crime_types: list[str] = Field(default_factory=list)
+
+    @field_validator("crime_types", mode="before")
+    @classmethod
+    def _known_types(cls, value: Any) -> list[str]:
+        names = [v.strip() for v in value.split(",")] if isinstance(value, str) else \
+            list(value or [])
+        unknown = [n for n in names if n not in CRIME_TYPES]
+        if unknown:
+            raise ValueError(f"must be among {', '.join(CRIME_TYPES)}; {unknown[0]!r} is not "
+                             "one (pass e.g. --crime-types burglary,vehicle)")
+        return sorted(set(names))
     z_threshold: float = 1.4
     z_window: int | None = Field(default=None, ge=2)
     z_sd_floor: float = Field(default=0.5, gt=0)

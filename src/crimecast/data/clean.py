@@ -65,6 +65,11 @@ class CleanReport(BaseModel):
     # Blank lines between records are not records: not in rows_in, but never silent.
     blank_lines_skipped: int = 0
     rules: dict[str, str] = REASONS
+    # With --crime-types: the types kept and the clean rows of other types set aside (not
+    # quarantined: they are valid, just not this model's). rows_in = rows_clean +
+    # rows_quarantined + rows_other_crime_types.
+    crime_types: list[str] = []
+    rows_other_crime_types: int = 0
 
 
 @dataclass(frozen=True)

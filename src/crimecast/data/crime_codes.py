@@ -14,10 +14,25 @@ from importlib import resources
 
 import polars as pl
 
+from crimecast.config.crime_types import CRIME_TYPES
+
 _VIOLENT = re.compile(r"ASSAULT|ROBBERY|HOMICIDE|MANSLAUGHTER|RAPE|SHOOT|SHOTS|KIDNAP|BATTERY"
                       r"|WEAPON|SEX|THREAT|STRANGL|MURDER")
 _PROPERTY = re.compile(r"BURGLARY|THEFT|STOLEN|LARCENY|VANDAL|ARSON|FRAUD|SHOPLIFT|"
                        r"EMBEZZLE|FORGERY|BUNCO|VEHICLE|PICKPOCKET|PURSE")
+
+
+def select_crime_types(frame: pl.DataFrame, types: list[str] | tuple[str, ...]) -> pl.DataFrame:
+    """The rows of clean incidents of any of ``types`` (all rows when ``types`` is empty)."""
+    if not types:
+        return frame
+    text = pl.col("crime_desc").fill_null("").str.to_uppercase()
+    keep = pl.lit(False)
+    for name in types:
+        kind, value = CRIME_TYPES[name]
+        keep = keep | (pl.col("crime_category") == value if kind == "category"
+                       else text.str.contains(value))
+    return frame.filter(keep)
 
 
 @cache

@@ -12,6 +12,7 @@ import polars as pl
 
 from crimecast.config import CleaningConfig
 from crimecast.data.clean import CleanResult, attach_raw_values, clean_incidents, report_json
+from crimecast.data.crime_codes import select_crime_types
 from crimecast.data.geo import (
     AreaSet,
     assign_area_index,
@@ -89,8 +90,10 @@ def prepare_incidents(
     config: CleaningConfig,
     encoding: str = "utf-8",
     today: dt.date | None = None,
+    crime_types: Sequence[str] = (),
 ) -> CleanResult:
-    """Read ``paths`` with ``schema``, clean them and attach raw values to the quarantine."""
+    """Read ``paths`` with ``schema``, clean them and attach raw values to the quarantine;
+    with ``crime_types`` keep only the clean rows of those types (``--crime-types``)."""
     loaded = load_incidents(paths, schema=schema, encoding=encoding)
     areas = boundary_areas(loaded.column_map)
     parsed = loaded.parsed
@@ -101,8 +104,15 @@ def prepare_incidents(
             boundary = study_area(areas, buffer_m=config.study_area_buffer_m)
     result = clean_incidents(parsed, config, study_area=boundary, today=today)
     quarantine = attach_raw_values(result.quarantine, loaded.raw)
-    report = result.report.model_copy(update={"blank_lines_skipped": loaded.blank_lines})
-    return CleanResult(clean=result.clean, quarantine=quarantine, report=report, areas=areas)
+    clean = select_crime_types(result.clean, list(crime_types))
+    report = result.report.model_copy(update={
+        "blank_lines_skipped": loaded.blank_lines, "crime_types": sorted(crime_types),
+        "rows_clean": clean.height,
+        "rows_other_crime_types": result.clean.height - clean.height})
+    if crime_types:
+        logger.info("crime types %s: %d of %d clean rows", ", ".join(crime_types),
+                    clean.height, result.clean.height)
+    return CleanResult(clean=clean, quarantine=quarantine, report=report, areas=areas)
 
 
 def write_clean_outputs(result: CleanResult, out_dir: Path) -> dict[str, Path]:

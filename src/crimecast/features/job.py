@@ -96,7 +96,8 @@ def run_features(
 ) -> FeatureJobResult:
     """Clean the files and build the feature panel (no writing); its time blocks run
     through ``executor``."""
-    cleaned = prepare_incidents(paths, schema, cleaning, encoding=encoding, today=today)
+    cleaned = prepare_incidents(paths, schema, cleaning, encoding=encoding, today=today,
+                                crime_types=config.crime_types)
     units = build_units_for(cleaned.clean, cleaned, config, train_share)
     features = build_features(cleaned.clean, units, config,
                               weather=weather_for(cleaned.clean, config), executor=executor)
@@ -121,7 +122,8 @@ def stream_features(
     the metadata aggregated over the blocks. Returns the metadata.
     """
     began = time.perf_counter()
-    cleaned = prepare_incidents(paths, schema, cleaning, encoding=encoding)
+    cleaned = prepare_incidents(paths, schema, cleaning, encoding=encoding,
+                                crime_types=config.crime_types)
     units = build_units_for(cleaned.clean, cleaned, config)
     inputs = panel_inputs(cleaned.clean, units, config, weather_for(cleaned.clean, config))
     runner = executor or SERIAL

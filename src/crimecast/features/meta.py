@@ -71,6 +71,7 @@ def build_meta(
     ]
     return {
         "keys": list(KEYS),
+        "crime_types": list(config.crime_types) or "all",
         "features": features,
         "targets": targets,
         "label": {

@@ -58,7 +58,8 @@ def process(io: StepIO) -> dict[str, Any]:
     features_config = FeatureConfig.model_validate(io.params["features"])
     share = io.params["train_test_split_ratio"]
     cleaned = prepare_incidents([str(p) for p in paths], io.params["schema"], cleaning,
-                                encoding=io.params["encoding"])
+                                encoding=io.params["encoding"],
+                                crime_types=features_config.crime_types)
     units = build_units_for(cleaned.clean, cleaned, features_config, share)
     split_only = PipelineConfig(train_test_split_ratio=share)
     if is_streamed(features_config, len(units), cleaned.clean):
@@ -294,6 +295,8 @@ def card(io: StepIO) -> dict[str, Any]:
                   "positive_rate": meta["label"]["positive_rate"],
                   "spatial_unit": meta["panel"]["spatial_unit"],
                   "time_bin": meta["panel"]["time_bin"],
+                  "crime_types": ", ".join(
+                      meta.get("feature_config", {}).get("crime_types") or []) or "all",
                   "split_ratio": io.params["train_test_split_ratio"]},
         gate=decision,
         excluded_crime_types=meta.get("excluded_crime_types", {}),
@@ -355,6 +358,8 @@ def register(io: StepIO) -> dict[str, Any]:
             version = registry.register(run_id, tags={
                 **lineage, "gate": "passed" if decision["passed"] else "champion",
                 "forecaster": info["model_type"], "forecaster_kind": kind,
+                "crime_types": ", ".join(
+                    info.get("feature_config", {}).get("crime_types") or []) or "all",
                 "f1": str(metrics.get("f1")), "crimecast_run_id": io.run_id,
                 STEP_KEY_TAG: io.key})
     result = {"mlflow_run_id": run_id, "registered": version is not None,

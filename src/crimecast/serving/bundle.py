@@ -76,7 +76,8 @@ class ModelBundle:
     def audit(self) -> dict[str, Any]:
         """The identifiers every answer carries."""
         return {"model_name": self.model_name, "model_version": self.version,
-                "run_id": self.run_id, "crimecast_run_id": self.crimecast_run_id}
+                "run_id": self.run_id, "crimecast_run_id": self.crimecast_run_id,
+                "crime_types": ", ".join(self.feature_config.crime_types) or "all"}
 
 
 def _first(*paths: Path) -> Path | None:

@@ -55,13 +55,18 @@ def resolve_token(host: str, token: str | None, token_env: str,
 
 
 def check_units(bundles: Sequence[ModelBundle]) -> None:
-    """One model per spatial unit (``/hotspots?unit=`` picks among them)."""
+    """One model per spatial unit (``/hotspots?unit=`` picks among them), all of one set
+    of crime types (they share one data store, kept to those types)."""
     units = [b.feature_config.spatial_unit for b in bundles]
     repeated = sorted({u for u in units if units.count(u) > 1})
     if repeated:
         raise ServingError(f"each --model must forecast a different spatial unit; "
                            f"{repeated[0]!r} is given {units.count(repeated[0])} times. "
                            "Pass one model per spatial unit.")
+    kinds = sorted({str(b.audit()["crime_types"]) for b in bundles})
+    if len(kinds) > 1:
+        raise ServingError(f"the models forecast different crime types ({'; '.join(kinds)}); "
+                           "one server serves one set. Start a server per crime type.")
 
 
 def load_served(bundles: Sequence[ModelBundle], data: Sequence[str], settings: Settings,
@@ -78,7 +83,7 @@ def load_served(bundles: Sequence[ModelBundle], data: Sequence[str], settings: S
                        "works without one")
         return Loaded(bundle=primary, others=others)
     store = load_event_store(paths, schema or settings.data.schema_name, settings.cleaning,
-                             settings.data.encoding)
+                             settings.data.encoding, primary.feature_config.crime_types)
     return Loaded(bundle=primary, store=store, others=others,
                   weather=weather_for(store.events, primary.feature_config))
 

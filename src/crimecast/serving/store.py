@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 
 from crimecast.config import CleaningConfig
+from crimecast.data.crime_codes import select_crime_types
 from crimecast.errors import DataFileError
 
 logger = logging.getLogger(__name__)
@@ -122,8 +123,9 @@ def _is_clean_parquet(path: str) -> bool:
 
 
 def load_event_store(paths: Sequence[str], schema: str, cleaning: CleaningConfig,
-                     encoding: str = "utf-8") -> EventStore:
-    """Load ``paths``: ``clean.parquet`` files as they are, anything else through cleaning."""
+                     encoding: str = "utf-8", crime_types: Sequence[str] = ()) -> EventStore:
+    """Load ``paths``: ``clean.parquet`` files as they are, anything else through cleaning;
+    only the events of ``crime_types`` (all when empty), those the served model forecasts."""
     if not paths:
         raise DataFileError("no data files given for the data store. Pass --data FILE.")
     parquet = [p for p in paths if _is_clean_parquet(p)]
@@ -152,7 +154,7 @@ def load_event_store(paths: Sequence[str], schema: str, cleaning: CleaningConfig
             logger.warning("data store: %d of %d rows quarantined (see crimecast clean for "
                            "the reasons)", result.quarantine.height, result.report.rows_in)
     events = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
-    events = events.sort("occurred_at")
+    events = select_crime_types(events, list(crime_types)).sort("occurred_at")
     logger.info("data store: %d events from %s", events.height, ", ".join(paths))
     return EventStore(events=events, sources=tuple(Path(p).name for p in paths),
                       rows_in=rows_in, rows_quarantined=quarantined)
