@@ -101,7 +101,8 @@ def build_briefing(bundle: ModelBundle, forecast: Forecast, shapes: UnitShapes, 
                   == forecast.window_start.date() else _when(forecast.window_end))
                + f" ({forecast.horizon})"),
         lines=[f"Data through {through} ({forecast.events_known:,} crimes known).",
-               f"Model {audit['model_name']} {version}, run {audit['run_id']}.",
+               f"Model {audit['model_name']} {version}, run {audit['run_id']}; crime types: "
+               f"{audit['crime_types']}.",
                f"Generated {_when(stamp)}. Top {rows.height} of {forecast.ranked.height:,} "
                "places."],
         rows=rows, meaning=meaning, limits=limits, forecast=forecast, shapes=shapes,

@@ -188,6 +188,7 @@ def patrol_boxes(forecast: Forecast, shapes: UnitShapes, top: int,
         # An unregistered model has no version: an empty cell, never the text "None".
         "model_version": pl.Series([audit["model_version"]] * len(ids), dtype=pl.Int64),
         "run_id": pl.Series([audit["run_id"]] * len(ids), dtype=pl.Utf8),
+        "crime_types": [audit.get("crime_types", "all")] * len(ids),
         "data_through": pl.Series([provenance(forecast)["data_through"]] * len(ids),
                                   dtype=pl.Utf8),
         "events_known": pl.Series([forecast.events_known] * len(ids), dtype=pl.Int64),
