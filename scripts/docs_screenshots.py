@@ -61,7 +61,6 @@ def main() -> None:
                      .unique().to_list())
     subprocess.run([*CLI, "eda", "--data", *sources, "--out", str(work)], check=True)
     shoot((work / "eda.html").as_uri(), out / "eda.png", "1100,2200")
-    shoot((run / "card" / "model_card.html").as_uri(), out / "card.png", "1100,2000")
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -79,6 +78,8 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}/map?at={args.at}&horizon=8h&top=10"
         shoot(url, out / "map_desktop.png", "1280,900")
         shoot(url, out / "map_phone.png", "390,844")
+        # The card as served: it shows the version the registry gave the model.
+        shoot(f"http://127.0.0.1:{port}/model/card", out / "card.png", "1100,3400")
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -458,3 +458,20 @@ def test_the_card_says_what_share_of_times_is_estimated() -> None:
     assert any(c.startswith("Estimated times: 37% of the crimes have an estimated time of day")
                for c in caveats(inputs))
     assert not any(c.startswith("Estimated times") for c in caveats(make_inputs()))
+
+
+def test_the_card_page_shows_its_curves_in_a_browser(tmp_path: Any) -> None:
+    from tests.browser import DESKTOP, screenshot
+
+    shares = [0.005 * k for k in range(1, 41)]
+    curves = {name: {"share": shares, "hit_rate": [min(1.0, f * s) for s in shares],
+                     "pai": [f] * 40, "pei_star": [0.5] * 40}
+              for name, f in (("lightgbm", 5.0), ("sepp", 3.0), ("prior_counts_4w", 2.0))}
+    inputs = make_inputs(curves={**make_inputs().curves, "hotspot_curves": curves})
+    page = tmp_path / "card.html"
+    page.write_text(render_model_card_html(build_model_card(inputs), inputs))
+    pixels = screenshot(page.as_uri(), tmp_path, "card", window=DESKTOP).reshape(-1, 3)
+    r, g, b = pixels.T
+    assert (pixels.min(axis=1) > 245).mean() < 0.95  # not blank
+    assert int(((r < 40) & (g > 90) & (g < 135) & (b > 160)).sum()) > 300  # lightgbm's blue
+    assert int(((r > 190) & (g < 120) & (b < 40)).sum()) > 100  # the second colour

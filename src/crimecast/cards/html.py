@@ -250,8 +250,12 @@ def _charts(inputs: CardInputs) -> str:
         ("F1 by area, best first; the worst area is orange.",
          bar_chart(names, f1s, title="F1 by area", x_label="F1",
                    highlight={worst: PALETTE[1]})),
-        ("Predictive accuracy index at 5% of places (hit rate divided by area share), "
-         "best first; 1 means no better than chance.",
+        (("Predictive accuracy index at 5% of places (hit rate divided by area share), "
+          "best first; 1 means no better than chance.") if any(finite(v) is not None
+                                                              for v in pais) else
+         ("PAI@5% by area has no values: an area must hold enough places for 5% of it to "
+          "be flagged (with --spatial-unit area each division is one place); a grid model "
+          "gives every area a value."),
          bar_chart(names, pais, title="PAI@5% by area", x_label="PAI@5%", color=PALETTE[2])),
         (f"Top {min(TOP_FEATURES, len(ranked))} of {len(ranked)} features by importance.",
          bar_chart([k for k, _ in ranked], [v for _, v in ranked], title="Feature importance",
