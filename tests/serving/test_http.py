@@ -338,6 +338,9 @@ def test_map_page_loads_only_this_servers_files_unless_tiles_are_set(
 
     offline = map_html("none")
     assert 'name="viewport"' in offline
+    # The SYNTHETIC DATA badge and the one-option places menu stay hidden when hidden (a CSS
+    # display rule used to override the attribute).
+    assert "[hidden] { display: none !important; }" in offline
     assert re.findall(r'(?:src|href)="([^"]*)"', offline) == [
         "/vendor/leaflet/leaflet.css", "#", "#", "/vendor/leaflet/leaflet.js"]
     for needle in ("http://", "https://", "//cdn", "@import"):
