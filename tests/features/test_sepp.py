@@ -450,3 +450,11 @@ def test_error_messages(call: Callable[[], object], message: str) -> None:
     with pytest.raises(ModelError) as err:
         call()
     assert str(err.value) == message
+
+
+def test_first_epoch_row_of_a_decay_too_slow_to_matter_is_every_row() -> None:
+    # An epoch of 40/1e-308 days overflows: the index must then hold every contribution.
+    assert first_epoch_row(0, 0.25, 1.1125369292536007e-308) == -(2**62)
+    assert first_epoch_row(10, 1.0, 0.0) == -(2**62)
+    # 40-day epochs of 1-day rows: row 100 is in epoch 2, so the index starts at epoch 1.
+    assert first_epoch_row(100, 1.0, 1.0) == 39

@@ -82,11 +82,15 @@ def first_epoch_row(first_row: int, bin_days: float, omega_per_day: float) -> in
     """The first availability row an index must hold for queries at rows ``>= first_row``:
     the start of the epoch before ``first_row``'s (contributions available earlier are
     never read)."""
+    everything = -(2**62)
     if omega_per_day <= 0:  # no decay: every contribution counts
-        return -(2**62)
+        return everything
     epoch = int(epoch_of(np.array([first_row * bin_days]), omega_per_day)[0]) - 1
+    start = epoch * (EPOCH / omega_per_day) / bin_days
+    if not math.isfinite(start) or start <= everything:  # epochs longer than any history
+        return everything
     # One row early: a row more is harmless (never read), a row less after rounding is not.
-    return math.floor(epoch * (EPOCH / omega_per_day) / bin_days) - 1
+    return math.floor(start) - 1
 
 
 def decay_index(
