@@ -171,14 +171,32 @@ function drawOutlines(doc) {
     color: "#4a5565", weight: 1.5, fillColor: "#eef1f4",
     fillOpacity: settings.tiles === "none" ? 0.6 : 0.05}});
   outlineLayer.addLayer(layer);
+  labels = [];
   for (const f of doc.features) {
     const p = f.properties;
     if (p.label_lat == null) continue;
-    outlineLayer.addLayer(L.marker([p.label_lat, p.label_lon], {interactive: false,
-      icon: L.divIcon({className: "region-label", html: esc(p.region), iconSize: null})}));
+    const marker = L.marker([p.label_lat, p.label_lon], {interactive: false,
+      icon: L.divIcon({className: "region-label", html: esc(p.region), iconSize: null})});
+    outlineLayer.addLayer(marker);
+    labels.push(marker);
   }
   if (layer.getBounds().isValid()) map.fitBounds(layer.getBounds(), {padding: [8, 8]});
+  declutter();
 }
+let labels = [];
+function declutter() {  // hide a region name that would overlap one already shown
+  const shown = [];
+  for (const marker of labels) {
+    const el = marker.getElement();
+    if (!el) continue;
+    el.style.visibility = "";
+    const box = el.getBoundingClientRect();
+    const clash = shown.some(b => box.left < b.right && box.right > b.left &&
+                                   box.top < b.bottom && box.bottom > b.top);
+    if (clash) el.style.visibility = "hidden"; else shown.push(box);
+  }
+}
+map.on("zoomend moveend", declutter);
 function drawTracts(doc) {
   tractLayer.clearLayers();
   tractLayer.addLayer(L.geoJSON(doc, {interactive: false, style: {className: "tract",
