@@ -9,7 +9,6 @@ backtest's predictions and report and the unit table, and writes the page.
 from __future__ import annotations
 
 import datetime as dt
-import html
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,8 +22,12 @@ from crimecast.cards.plots import (
     PALETTE,
     area_curves_img,
     as_img,
+    fill_shapes,
     new_figure,
     no_data,
+    page,
+    section,
+    set_lonlat_aspect,
     table,
 )
 from crimecast.evaluation.hotspot import hotspot_curve, hotspot_metrics, hotspot_metrics_by
@@ -95,15 +98,11 @@ def map_section(predictions: pl.DataFrame, units: pl.DataFrame, model: str,
             (figure.axes[1], "actual_count", "crimes that happened", "Blues")):
         values = shapes[column].cast(pl.Float64).to_numpy()
         norm = Normalize(float(np.nanmin(values)), float(np.nanmax(values)) or 1.0)
-        colours = colormaps[cmap](norm(values))
-        for geometry, colour in zip(geometries, colours, strict=True):
-            for part in shapely.get_parts(geometry):
-                xy = shapely.get_coordinates(shapely.get_exterior_ring(part))
-                axes.fill(xy[:, 0], xy[:, 1], color=colour, linewidth=0.2, edgecolor="#999999")
+        fill_shapes(axes, geometries, colormaps[cmap](norm(values)), linewidths=0.2,
+                    edgecolors="#999999")
         axes.set_title(title)
         axes.set_axis_off()
-        lat = float(np.mean(shapely.get_coordinates(geometries)[:, 1]))
-        axes.set_aspect(1 / np.cos(np.radians(lat)))
+        set_lonlat_aspect(axes, shapely.get_coordinates(geometries)[:, 1])
     crimes = int(chosen["actual_count"].sum())
     top = chosen.sort("score", descending=True).head(max(1, chosen.height // 100))
     caught = int(top["actual_count"].sum())
@@ -169,29 +168,13 @@ def backtest_html(predictions: pl.DataFrame, report: dict[str, Any], units: pl.D
               for name, v in sorted(intervals.items(), key=lambda kv: -kv[1]["value"])
               if name in present]
     origins = report.get("origins", [])
-    body = "".join(f"<section><h2>{html.escape(title)}</h2><p>{html.escape(words)}</p>"
-                   f"{content}</section>" for title, words, content in sections)
+    body = "".join(section(*parts) for parts in sections)
     summary = table(["forecaster", "PAI@1%", "95% interval", "ratio to best naive",
                      "ratio 95% interval"], ratios)
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>crimecast: backtest</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 0 auto; max-width: 64rem; padding: 1rem;
-       color: #222; }}
-h1 {{ font-size: 1.5rem; }} h2 {{ font-size: 1.15rem; margin-top: 2rem; }}
-img.plot {{ max-width: 100%; height: auto; }}
-table {{ border-collapse: collapse; font-size: 0.9rem; margin: 0.5rem 0; }}
-th, td {{ border-bottom: 1px solid #ddd; padding: 0.25rem 0.6rem; text-align: left; }}
-td.num {{ text-align: right; }} .no-data {{ background: #fff7e0; padding: 0.5rem; }}
-</style></head><body>
-<h1>Backtest: {len(origins)} origins, {report.get('forecast_bins', 0):,} forecast periods,
-{report.get('units', 0):,} places</h1>
+    return page("crimecast: backtest", f"""<h1>Backtest: {len(origins)} origins, \
+{report.get('forecast_bins', 0):,} forecast periods, {report.get('units', 0):,} places</h1>
 <p>Every forecaster retrained at each origin exactly as <code>crimecast run</code> trains,
 then scored on the periods that followed. The champion is chosen on validation at each
 origin, never on these numbers; "naive_best" is the best simple rule chosen the same way.</p>
 {summary}
-{body}
-</body></html>
-"""
+{body}""")

@@ -19,7 +19,17 @@ import numpy as np
 import polars as pl
 import shapely
 
-from crimecast.cards.plots import PALETTE, as_img, new_figure, no_data, table
+from crimecast.cards.plots import (
+    PALETTE,
+    as_img,
+    draw_outlines,
+    new_figure,
+    no_data,
+    page,
+    section,
+    set_lonlat_aspect,
+    table,
+)
 from crimecast.data.clean import CleanReport
 from crimecast.data.geo import AreaSet, to_lonlat, to_projected, utm_crs_for
 
@@ -108,14 +118,11 @@ def _density(clean: pl.DataFrame, areas: AreaSet | None) -> Section:
     axes.grid(False)
     cells = axes.hexbin(lon, lat, gridsize=80, bins="log", cmap="YlOrRd", mincnt=1)
     if areas is not None:
-        for geometry in areas.geometries:
-            for ring in shapely.get_parts(shapely.boundary(geometry)):
-                xy = shapely.get_coordinates(ring)
-                axes.plot(xy[:, 0], xy[:, 1], color="#555555", linewidth=0.6)
+        draw_outlines(axes, areas.geometries)
         x0, y0, x1, y1 = shapely.total_bounds(areas.geometries)
         axes.set_xlim(min(x0, lon.min()), max(x1, lon.max()))
         axes.set_ylim(min(y0, lat.min()), max(y1, lat.max()))
-    axes.set_aspect(1 / np.cos(np.radians(float(np.median(lat)))))
+    set_lonlat_aspect(axes, lat)
     axes.set_xlabel("longitude")
     axes.set_ylabel("latitude")
     figure.colorbar(cells, ax=axes, label="crimes per hexagon (log scale)")
@@ -263,28 +270,12 @@ def render_eda_html(sections: Sequence[Section], report: CleanReport, files: Seq
               if report.occurred_min and report.occurred_max else "no dates")
     note = (f"<p class=note>Plots use a seeded sample of {sample[0]:,} of the {sample[1]:,} "
             "clean records; counts are of the sample.</p>" if sample else "")
-    parts = [f"<section><h2>{html.escape(s.title)}</h2><p>{html.escape(s.words)}</p>"
-             f"{s.body}</section>" for s in sections]
+    parts = "".join(section(s.title, s.words, s.body) for s in sections)
     names = ", ".join(html.escape(f.rsplit("/", 1)[-1]) for f in files)
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>crimecast: exploratory analysis</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 0 auto; max-width: 62rem;
-       padding: 1rem; color: #222; }}
-h1 {{ font-size: 1.5rem; }} h2 {{ font-size: 1.15rem; margin-top: 2rem; }}
-img.plot {{ max-width: 100%; height: auto; }}
-table {{ border-collapse: collapse; font-size: 0.9rem; }}
-th, td {{ border-bottom: 1px solid #ddd; padding: 0.25rem 0.6rem; text-align: left; }}
-td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
-.note, .no-data {{ background: #fff7e0; padding: 0.5rem; }}
-</style></head><body>
-<h1>Exploratory analysis of {report.rows_clean:,} crimes</h1>
+    return page("crimecast: exploratory analysis", f"""<h1>Exploratory analysis of \
+{report.rows_clean:,} crimes</h1>
 <p>From {names}: {report.rows_in:,} records read, {report.rows_clean:,} clean,
 {report.rows_quarantined:,} set aside; crimes occurred {period}. Generated {stamp}.
 Places, never people: nothing here describes a person.</p>
 {note}
-{''.join(parts)}
-</body></html>
-"""
+{parts}""")

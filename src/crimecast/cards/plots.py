@@ -13,9 +13,13 @@ from __future__ import annotations
 import base64
 import html
 import io
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+import shapely
+from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.figure import Figure
 
 # Okabe-Ito colours: distinguishable with the common forms of colour blindness.
@@ -89,3 +93,57 @@ def area_curves_img(curves: Mapping[str, Mapping[str, Sequence[float]]],
     pai_axes.axhline(1.0, color="#888888", linestyle=":", linewidth=1)
     hit_axes.legend(loc="lower right", frameon=False, fontsize=8)
     return as_img(figure, "hit rate and PAI against the share of area flagged")
+
+
+def draw_outlines(axes: Any, geometries: Iterable[Any], color: str = "#555555",
+                  linewidth: float = 0.6) -> None:
+    """The boundaries of lon/lat ``geometries`` as one line collection."""
+    rings = [shapely.get_coordinates(ring) for geometry in geometries
+             for ring in shapely.get_parts(shapely.boundary(geometry))]
+    axes.add_collection(LineCollection(rings, colors=color, linewidths=linewidth))
+    axes.autoscale_view()
+
+
+def fill_shapes(axes: Any, geometries: Iterable[Any], colours: Iterable[Any],
+                **style: Any) -> None:
+    """Lon/lat ``geometries`` filled with their ``colours`` as one polygon collection (one
+    artist, not one per place: thousands of grid cells draw in a blink)."""
+    verts, faces = [], []
+    for geometry, colour in zip(geometries, colours, strict=True):
+        for part in shapely.get_parts(geometry):
+            verts.append(shapely.get_coordinates(shapely.get_exterior_ring(part)))
+            faces.append(colour)
+    axes.add_collection(PolyCollection(verts, facecolors=faces, **style))
+    axes.autoscale_view()
+
+
+def set_lonlat_aspect(axes: Any, latitudes: Sequence[float] | np.ndarray) -> None:
+    """Equal distances on both axes of a lon/lat map at the mean of ``latitudes``."""
+    mean = float(np.mean(latitudes)) if len(latitudes) else 0.0
+    axes.set_aspect(1 / max(0.2, math.cos(math.radians(mean))))
+
+
+PAGE_CSS = """
+body { font-family: system-ui, sans-serif; margin: 0 auto; max-width: 64rem; padding: 1rem;
+       color: #222; }
+h1 { font-size: 1.5rem; } h2 { font-size: 1.15rem; margin-top: 2rem; }
+img.plot { max-width: 100%; height: auto; }
+table { border-collapse: collapse; font-size: 0.9rem; margin: 0.5rem 0; }
+th, td { border-bottom: 1px solid #ddd; padding: 0.25rem 0.6rem; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.note, .no-data { background: #fff7e0; padding: 0.5rem; }
+"""
+
+
+def section(title: str, words: str, body: str) -> str:
+    """One titled part of a page: what it shows in words, then its plot or table."""
+    return (f"<section><h2>{html.escape(title)}</h2><p>{html.escape(words)}</p>{body}"
+            "</section>")
+
+
+def page(title: str, body: str) -> str:
+    """A self-contained page (no scripts, no external resources) around ``body``."""
+    return ('<!doctype html>\n<html lang="en"><head><meta charset="utf-8">\n'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f"<title>{html.escape(title)}</title>\n<style>{PAGE_CSS}</style></head><body>\n"
+            f"{body}\n</body></html>\n")

@@ -117,7 +117,7 @@ class FeatureConfig(FrozenModel):
     horizon: int = Field(default=1, ge=1)
     weather: Literal["same_bin", "lagged", "none"] = "same_bin"
     label: Literal["zscore", "topk", "count"] = "zscore"
-    # Forecast only these crime types (crimecast.data.crime_codes.CRIME_TYPES); empty: all.
+    # Forecast only these crime types (crimecast.config.crime_types); empty: all.
     crime_types: list[str] = Field(default_factory=list)
 
     @field_validator("crime_types", mode="before")

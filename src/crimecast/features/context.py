@@ -142,12 +142,8 @@ class FeatureContext:
         """Events known at each issue row in the adjacent units over the trailing ``bins``."""
         if self.rows is None:
             return np.asarray(self.units.adjacency @ self.trailing(bins))
-        # Each event counts once for every unit it neighbours (0/1 adjacency). Only events
-        # whose interval [avail, occ + bins] reaches the requested rows can count.
-        rows = self.rows.row
-        events = self.events.filter((pl.col("avail") <= int(rows.max()))
-                                    & (pl.col("occ") + bins >= int(rows.min()))) \
-            if rows.size else self.events.clear()
+        # Each event counts once for every unit it neighbours (0/1 adjacency).
+        events = self.events_reaching(self.rows.row, bins)
         by_unit = self.units.adjacency.T.tocsr()
         units = events["_u"].to_numpy()
         repeat = np.diff(by_unit.indptr)[units]
@@ -157,6 +153,14 @@ class FeatureContext:
         occ = np.repeat(events["occ"].to_numpy(), repeat)
         avail = np.repeat(events["avail"].to_numpy(), repeat)
         return self.count(near.astype(np.int64), avail, occ + bins)
+
+    def events_reaching(self, rows: np.ndarray, bins: int) -> pl.DataFrame:
+        """The events a trailing ``bins``-bin window count can see at ``rows``: known by the
+        last row (never later: as-of), occurred within the window of the first."""
+        if not rows.size:
+            return self.events.clear()
+        return self.events.filter((pl.col("avail") <= int(rows.max()))
+                                  & (pl.col("occ") + bins >= int(rows.min())))
 
     def issue_rows(self) -> np.ndarray:
         """The issue row (bin index) of each column (dense) or requested row."""

@@ -37,7 +37,7 @@ EPOCH = 40.0  # in units of 1/ω: contributions two epochs back have decayed pas
 @dataclass(frozen=True)
 class DecayIndex:
     """Contributions sorted by unit and availability, with their running decayed sums
-    (see the module doc); built once per panel, read by every block and row set."""
+    (see the module doc); built once per panel, or per block from the events it reads."""
 
     keys: np.ndarray  # unit * span + (avail - base), sorted
     running: np.ndarray  # running sum within the (unit, epoch) group, relative to its start

@@ -116,11 +116,8 @@ def near_repeat(c: FeatureContext) -> np.ndarray:
         events = c.events
         event_idx, unit_idx = c.shared(NEAR_KEY, lambda: c.units.within_xy(*c.event_xy(),
                                                                            radius))
-    else:  # the events counted at this block's rows: known by its last, recent at its first
-        rows = c.issue_rows()
-        events = c.events.filter((pl.col("avail") <= int(rows.max()))
-                                 & (pl.col("occ") + window >= int(rows.min()))) \
-            if rows.size else c.events.clear()
+    else:  # only the events this block's rows can count
+        events = c.events_reaching(c.issue_rows(), window)
         event_idx, unit_idx = c.units.within_xy(*c.project(events), radius)
     near = events.select("occ", "avail")[event_idx].with_columns(
         _u=pl.Series(unit_idx, dtype=pl.Int64))

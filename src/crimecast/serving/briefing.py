@@ -13,7 +13,6 @@ import datetime as dt
 import html
 import io
 import json
-import math
 import textwrap
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +22,7 @@ import shapely
 from matplotlib.figure import Figure
 from matplotlib.transforms import Bbox
 
-from crimecast.cards.plots import as_img
+from crimecast.cards.plots import as_img, draw_outlines, fill_shapes, set_lonlat_aspect
 from crimecast.serving.bundle import ModelBundle
 from crimecast.serving.forecast import Forecast
 from crimecast.serving.geojson import UnitShapes, boundaries
@@ -111,31 +110,24 @@ def build_briefing(bundle: ModelBundle, forecast: Forecast, shapes: UnitShapes, 
 
 def _draw_map(briefing: Briefing, axes: Any) -> None:
     axes.set_axis_off()
-    for feature in briefing.outlines["features"]:
-        shape = shapely.from_geojson(json.dumps(feature["geometry"]))
-        for ring in shapely.get_parts(shapely.boundary(shape)):
-            xy = shapely.get_coordinates(ring)
-            axes.plot(xy[:, 0], xy[:, 1], color="#6b7280", linewidth=0.6)
-        p = feature["properties"]
-        if p.get("label_lon") is not None:
-            axes.text(p["label_lon"], p["label_lat"], p["region"], fontsize=6,
-                      color="#374151", ha="center", va="center")
-    n = max(briefing.rows.height, 1)
-    for i, (rank, unit) in enumerate(zip(briefing.rows["rank"], briefing.rows["unit_id"],
-                                         strict=True)):
-        colour = COLOURS[min(3, 4 * i // n)]
-        shape = shapely.from_geojson(briefing.shapes.geometry[str(unit)])
-        for part in shapely.get_parts(shape):
-            xy = shapely.get_coordinates(shapely.get_exterior_ring(part))
-            axes.fill(xy[:, 0], xy[:, 1], color=colour, alpha=0.85, linewidth=0.4,
-                      edgecolor="#3b0a0a")
-        lon, lat = briefing.shapes.centroid[str(unit)]
+    features = briefing.outlines["features"]
+    draw_outlines(axes, [shapely.from_geojson(json.dumps(f["geometry"])) for f in features],
+                  color="#6b7280")
+    for p in (f["properties"] for f in features if f["properties"].get("label_lon") is not None):
+        axes.text(p["label_lon"], p["label_lat"], p["region"], fontsize=6, color="#374151",
+                  ha="center", va="center")
+    units = [str(u) for u in briefing.rows["unit_id"]]
+    n = max(len(units), 1)
+    colours = [COLOURS[min(3, 4 * i // n)] for i in range(len(units))]
+    fill_shapes(axes, [shapely.from_geojson(briefing.shapes.geometry[u]) for u in units],
+                colours, alpha=0.85, linewidths=0.4, edgecolors="#3b0a0a")
+    for rank, unit, colour in zip(briefing.rows["rank"], units, colours, strict=True):
+        lon, lat = briefing.shapes.centroid[unit]
         axes.scatter([lon], [lat], s=90, color=colour, edgecolors="white", linewidths=1,
                      zorder=3)
         axes.text(lon, lat, str(rank), fontsize=6, color="white", ha="center", va="center",
                   fontweight="bold", zorder=4)
-    lats = [briefing.shapes.centroid[str(u)][1] for u in briefing.rows["unit_id"]] or [34.0]
-    axes.set_aspect(1 / max(0.2, math.cos(math.radians(sum(lats) / len(lats)))))
+    set_lonlat_aspect(axes, [briefing.shapes.centroid[u][1] for u in units] or [34.0])
 
 
 def _paragraph(figure: Figure, y: float, text: str, size: float, width: int,
