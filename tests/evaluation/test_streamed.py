@@ -12,6 +12,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from crimecast.evaluation.hotspot import hotspot_curve
 from crimecast.evaluation.report import build_evaluation_report
 from crimecast.evaluation.streamed import StreamedEvaluation
 
@@ -41,15 +42,20 @@ def predictions(seed: int, units: int = 120, bins: int = 40, distinct: int | Non
     return pl.concat(frames), areas
 
 
-def streamed_report(frame: pl.DataFrame, areas: pl.DataFrame, cuts: list[int],
-                    primary: str = "learned", resamples: int = 30) -> dict:
+def streamed(frame: pl.DataFrame, areas: pl.DataFrame, cuts: list[int]) -> StreamedEvaluation:
     evaluation = StreamedEvaluation(areas, THRESHOLDS, ["learned", "naive"])
     bins = frame["bin_start"].unique().sort().to_list()
     edges = [0, *sorted(set(cuts)), len(bins)]
     for lo, hi in itertools.pairwise(edges):
         if hi > lo:
             evaluation.add(frame.filter(pl.col("bin_start").is_between(bins[lo], bins[hi - 1])))
-    return evaluation.report({"source": "test"}, n_resamples=resamples, primary=primary)
+    return evaluation
+
+
+def streamed_report(frame: pl.DataFrame, areas: pl.DataFrame, cuts: list[int],
+                    primary: str = "learned", resamples: int = 30) -> dict:
+    return streamed(frame, areas, cuts).report({"source": "test"}, n_resamples=resamples,
+                                               primary=primary)
 
 
 THRESHOLDS = {"learned": 0.2, "naive": 0.25}
@@ -106,3 +112,15 @@ def test_blocks_must_arrive_in_time_order() -> None:
     evaluation.add(frame.filter(pl.col("bin_start") >= START + dt.timedelta(hours=16)))
     with pytest.raises(ValueError, match="blocks must arrive in time order"):
         evaluation.add(frame.filter(pl.col("bin_start") < START + dt.timedelta(hours=16)))
+
+
+def test_streamed_hotspot_curves_equal_the_in_memory_curves() -> None:
+    frame, areas = predictions(7)
+    curves = streamed(frame, areas, [3, 17, 30]).hotspot_curves()
+    assert sorted(curves) == ["learned", "naive"]
+    for name, curve in curves.items():
+        want = hotspot_curve(frame.filter(pl.col("model") == name), areas)
+        for column, values in want.to_dict(as_series=False).items():
+            # the same per-bin values; a mean over concatenated blocks may round differently
+            assert curve[column] == pytest.approx(values, rel=1e-12), column
+        assert curve["share"][0] == 0.005 and curve["share"][-1] == 0.2

@@ -63,6 +63,15 @@ def test_a_streamed_run_that_keeps_every_row_equals_the_in_memory_run(
         assert block["hotspot_metrics"] == whole["baselines"][name]["hotspot_metrics"], name
     assert {k: got["data"][k] for k in ("rows_test", "bins_test", "units")} == \
         {k: whole["data"][k] for k in ("rows_test", "bins_test", "units")}
+    # The card's hit-rate and PAI curves, from the blocks' per-bin measures.
+    curves = read(streamed, "evaluate/curves.json")["hotspot_curves"]
+    assert set(curves) == {ranking["learned"], *got["baselines"]}
+    for name, curve in curves.items():
+        want = read(in_memory, "evaluate/curves.json")["hotspot_curves"][name]
+        assert curve["share"] == want["share"]
+        assert curve["pai"] == pytest.approx(want["pai"], rel=1e-9), name
+    card = (streamed / "card/model_card.html").read_text()
+    assert "<img" in card[card.index('id="area-curves"'):card.index('id="per-area"')]
     assert read(streamed, "card/model_card.json")  # the rest of the pipeline ran on it
 
 

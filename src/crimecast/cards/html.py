@@ -272,8 +272,8 @@ def _area_curves(inputs: CardInputs) -> str:
     head = ('<section id="area-curves"><h2>Hit rate and PAI against the share of area '
             "flagged</h2>")
     if not curves:
-        return head + ("<p>Not drawn for this run: a streamed run scores the test period in "
-                       "blocks and keeps the measures at 1%, 5% and 10% only.</p></section>")
+        return head + ("<p>Not drawn for this run: its evaluation kept no curves (a run "
+                       "from an older crimecast).</p></section>")
     ranking = inputs.evaluation.get("forecasters") or {}
     highlight = [str(n) for n in (ranking.get("learned") or inputs.model_type, ranking.get(
         "best_naive"), "sepp", "ensemble") if n in curves]

@@ -15,6 +15,9 @@ logger = logging.getLogger(__name__)
 _DIGITS = 6
 
 
+CALIBRATION_BINS = 10  # equal-width probability bins of the calibration curve
+
+
 def _rounded(values: np.ndarray) -> list[float]:
     return [round(float(v), _DIGITS) for v in values]
 
@@ -49,7 +52,7 @@ def _downsampled(precision: np.ndarray, recall: np.ndarray,
 
 
 def calibration_curve(
-    y: np.ndarray, prob: np.ndarray, n_bins: int = 10
+    y: np.ndarray, prob: np.ndarray, n_bins: int = CALIBRATION_BINS
 ) -> dict[str, list[float] | list[int]]:
     """Reliability diagram on ``n_bins`` equal-width probability bins over ``[0, 1]``.
 

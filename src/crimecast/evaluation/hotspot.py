@@ -319,7 +319,14 @@ def hotspot_curve(frame: pl.DataFrame, unit_areas: pl.DataFrame,
     """Hit rate, PAI and PEI* against the share of the area flagged (0.5% to 20% by
     default), each the mean over the bins with events: the curves the card and the
     backtest page draw. Columns ``share, hit_rate, pai, pei_star``."""
-    summary = hotspot_metrics(frame, unit_areas, shares)
+    return curve_of_per_bin(hotspot_per_bin(frame, unit_areas, shares), shares)
+
+
+def curve_of_per_bin(per_bin: pl.DataFrame,
+                     shares: Sequence[float] = CURVE_SHARES) -> pl.DataFrame:
+    """:func:`hotspot_curve` from the per-bin rows of :func:`hotspot_per_bin` computed at
+    (at least) ``shares``, e.g. concatenated over the blocks of a streamed evaluation."""
+    summary = summarise_per_bin(per_bin, shares)
     return pl.DataFrame({
         "share": [float(s) for s in shares],
         **{measure: [summary[f"{measure}@{share_label(s)}"]["value"] for s in shares]

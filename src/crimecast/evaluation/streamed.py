@@ -40,8 +40,18 @@ from crimecast.evaluation.bootstrap import (
     draw_bin_resamples,
     summarise_resamples,
 )
-from crimecast.evaluation.curves import calibration_curve_from_counts, pr_curve_from_counts
-from crimecast.evaluation.hotspot import hotspot_per_bin, summarise_per_bin
+from crimecast.evaluation.curves import (
+    CALIBRATION_BINS,
+    calibration_curve_from_counts,
+    pr_curve_from_counts,
+)
+from crimecast.evaluation.hotspot import (
+    CURVE_SHARES,
+    DEFAULT_SHARES,
+    curve_of_per_bin,
+    hotspot_per_bin,
+    summarise_per_bin,
+)
 from crimecast.evaluation.metrics import CLASSIFICATION_METRICS, json_float
 from crimecast.evaluation.report import (
     MIN_UNITS_FOR_REGION_HOTSPOTS,
@@ -52,7 +62,8 @@ from crimecast.evaluation.report import (
 logger = logging.getLogger(__name__)
 
 LEVELS = 4096
-CALIBRATION_BINS = 10
+# per-bin measures kept: the report's shares and the card's curve from 0.5% to 20%
+_MEASURED_SHARES = tuple(sorted({*DEFAULT_SHARES, *CURVE_SHARES}))
 
 
 class _ModelStats:
@@ -154,7 +165,7 @@ class StreamedEvaluation:
             stats.last = bins[-1]
             if str(name) == self.primaries[0]:
                 self.bins.extend(bins.to_list())
-            stats.hotspots.append(hotspot_per_bin(rows, self.unit_areas))
+            stats.hotspots.append(hotspot_per_bin(rows, self.unit_areas, _MEASURED_SHARES))
             labelled = rows.filter(pl.col("y_true").is_not_null())
             code = np.searchsorted(bins.to_numpy(), labelled["bin_start"].to_numpy())
             y = labelled["y_true"].to_numpy().astype(bool)
@@ -254,3 +265,9 @@ class StreamedEvaluation:
         negative = np.concatenate(stats.negative).sum(axis=0)
         return {"pr_curve": pr_curve_from_counts(positive, negative),
                 "calibration": calibration_curve_from_counts(*stats.calibration)}
+
+    def hotspot_curves(self) -> dict[str, Any]:
+        """Every forecaster's hit rate, PAI and PEI* against the share of area flagged
+        (:func:`~crimecast.evaluation.hotspot.hotspot_curve`), over every test bin."""
+        return {name: curve_of_per_bin(pl.concat(stats.hotspots)).to_dict(as_series=False)
+                for name, stats in self.models.items() if stats.hotspots}

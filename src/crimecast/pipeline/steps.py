@@ -195,7 +195,8 @@ def evaluate(io: StepIO) -> dict[str, Any]:
 
         primary_curves = streamed.curves(learned)
         curves = {**primary_curves, "baseline_pr_curves": {
-            name: streamed.curves(name)["pr_curve"] for name in shown}}
+            name: streamed.curves(name)["pr_curve"] for name in shown},
+            "hotspot_curves": streamed.hotspot_curves()}
     else:
         frame = labelled_rows(read_features(io.inputs["features"]))
         test = frame.filter(pl.col("bin_start") >= dt.datetime.fromisoformat(
