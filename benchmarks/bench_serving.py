@@ -21,9 +21,19 @@ Scenarios (``--only`` takes the keys):
 Each statistic is the median over ``--repeats`` runs, with the min..max range. The
 target is p99 <= 20 ms at 200 rps for inv1-json, inv1-csv and hot-warm.
 
+Server modes (``--modes``), each a fresh ``crimecast serve`` process:
+  plain   no forecast log (``--forecast-log none``): every scenario
+  log     the forecast log on (every answer appended to OUT/forecast_log_bench)
+  shadow  the log plus a challenger scoring every request in shadow (a second LightGBM
+          trained on the demo data with another seed, registered with the alias
+          ``challenger``; the champion shadows itself if that run fails the gate)
+The log and shadow modes run ``--mode-scenarios`` (the target scenarios) and report
+what the log holds: request ids logged against 2xx answers sent.
+
 Usage: .venv/bin/python benchmarks/bench_serving.py [--duration 20] [--repeats 3]
        [--rate 200] [--out bench_out/serving_demo] [--skip-demo] [--port 18080]
-Writes bench_out/serving.json (``--json``); the server's log is OUT/serve.log.
+       [--modes plain,log,shadow]
+Writes bench_out/serving.json (``--json``); the server's log is OUT/serve-MODE.log.
 """
 
 from __future__ import annotations
@@ -31,9 +41,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import gc
 import json
 import os
 import platform
+import shutil
 import signal
 import socket
 import statistics
@@ -56,6 +68,8 @@ TARGET_P99_MS = 20.0
 VALIDATE_EVERY = 25  # check the body of every 25th request (and of the first)
 REQUEST_TIMEOUT_S = 60.0  # the server gives up at 55 s
 WARM_AT = "2024-10-01T14:00"
+MODES = ("plain", "log", "shadow")
+TARGETS = "inv1-json,inv1-csv,hot-warm"
 COLD_FIRST = dt.datetime(2024, 9, 1)  # cold windows: successive hours from here
 TOP = 20
 RequestError = (OSError, EOFError, asyncio.LimitOverrunError, TimeoutError, ValueError)
@@ -448,6 +462,8 @@ def summarise(sc: Scenario, state: RunState, window: float, stop: float, duratio
         "server_cpu_pct": round(100 * server_cpu / span, 1) if server_cpu is not None else None,
         "client_cpu_pct": round(100 * client_cpu / span, 1),
         "client_cpu_us_per_request": round(1e6 * client_cpu / completed, 1),
+        # every 2xx answer, warm-up included: what the forecast log should hold
+        "answered_total": sum(200 <= r.status < 300 for r in state.records),
         "error_kinds": dict(errors), "error_samples": state.samples,
     }
 
@@ -487,15 +503,72 @@ def run_demo(out: Path) -> None:
     print(f"  demo finished in {time.perf_counter() - began:.1f} s", flush=True)
 
 
-def start_server(runs: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    """Start ``crimecast serve`` in its own process, logging to ``log``."""
+def start_server(runs: Path, port: int, log: Path,
+                 extra: list[str] | None = None) -> subprocess.Popen[bytes]:
+    """Start ``crimecast serve`` (with ``extra`` flags) in its own process, logging to
+    ``log``."""
     if not _free(port):
         sys.exit(f"port {port} on {HOST} is already in use; pass --port N.")
     with log.open("wb") as handle:
         return subprocess.Popen(
             [sys.executable, "-m", "crimecast.cli", "serve", "--runs-dir", str(runs),
-             "--host", HOST, "--port", str(port)],
+             "--host", HOST, "--port", str(port), *(extra or [])],
             stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=_env())
+
+
+def ensure_challenger(out: Path, runs: Path) -> str:
+    """A ``--challenger`` for the shadow mode: the version holding the alias
+    ``challenger``, else a new run on the demo data with another LightGBM seed (about a
+    minute; the feature step is reused), promoted to it. Falls back to the champion."""
+    from crimecast.config import load_settings
+    from crimecast.pipeline.run import run_pipeline
+    from crimecast.registry.store import ModelRegistry
+
+    registry = ModelRegistry(state_dir=runs / ".mlflow")
+    if any("challenger" in v.aliases for v in registry.list_versions()):
+        return "challenger"
+    raw = sorted(out.glob("synthetic_lapd_*.csv"))
+    if not raw:
+        print("no demo CSV to train a challenger on: the champion shadows itself", flush=True)
+        return "champion"
+    print("training a challenger (LightGBM, random_state 8) on the demo data ...", flush=True)
+    began = time.perf_counter()
+    settings = (load_settings(None).with_overrides("pipeline", runs_dir=str(runs))
+                .with_overrides("models", random_state=8))
+    summary = run_pipeline(settings, [str(raw[-1])], schema="lapd")
+    version = summary.registration.get("version") if summary.registration else None
+    if version is None:
+        print("the challenger run did not pass the gate: the champion shadows itself",
+              flush=True)
+        return "champion"
+    registry.promote(int(version), "challenger")
+    print(f"  challenger version {version} in {time.perf_counter() - began:.0f} s", flush=True)
+    return "challenger"
+
+
+def mode_flags(mode: str, out: Path, challenger: str | None) -> list[str]:
+    """The ``crimecast serve`` flags of a server mode (the log folder starts empty)."""
+    folder = out / "forecast_log_bench"
+    shutil.rmtree(folder, ignore_errors=True)
+    if mode == "plain":
+        return ["--forecast-log", "none"]
+    flags = ["--forecast-log", str(folder)]
+    return [*flags, "--challenger", challenger or "challenger"] if mode == "shadow" else flags
+
+
+def log_contents(out: Path) -> dict[str, Any]:
+    """What the benchmark's forecast log holds once the server has stopped."""
+    import polars as pl
+
+    folder = out / "forecast_log_bench"
+    parts = sorted(folder.glob("*.parquet"))
+    if not parts:
+        return {"parts": 0, "rows": 0, "request_ids": 0, "bytes": 0}
+    frame = pl.read_parquet(parts, columns=["request_id", "served"])
+    return {"parts": len(parts), "rows": frame.height,
+            "request_ids": frame["request_id"].n_unique(),
+            "shadow_rows": int((~frame["served"]).sum()),
+            "bytes": sum(p.stat().st_size for p in parts)}
 
 
 def wait_ready(proc: subprocess.Popen[bytes], port: int, log: Path,
@@ -641,6 +714,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=18080, help="port for crimecast serve")
     parser.add_argument("--only", default="",
                         help="comma-separated scenario keys to run (default: all)")
+    parser.add_argument("--modes", default=",".join(MODES),
+                        help="server modes to run, comma-separated: plain (no forecast log), "
+                             "log (forecast log on), shadow (log + a shadow challenger)")
+    parser.add_argument("--serve-config", type=Path, default=None,
+                        help="a config folder for crimecast serve (--config)")
+    parser.add_argument("--mode-scenarios", default=TARGETS,
+                        help="scenario keys for the log and shadow modes")
     return parser.parse_args()
 
 
@@ -664,36 +744,60 @@ async def run_all(args: argparse.Namespace, todo: list[Scenario],
     return results
 
 
-def main() -> None:
-    """Start the server (after the demo), run every scenario, print and save the results."""
-    args = parse_args()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the finally below runs
+def pick(todo: list[Scenario], only: str) -> list[Scenario]:
+    """The scenarios named in ``only`` (comma-separated keys; empty: all)."""
+    if not only:
+        return todo
+    keys = set(only.split(","))
+    unknown = keys - {sc.key for sc in todo}
+    if unknown:
+        sys.exit(f"unknown scenario(s) {sorted(unknown)}; pick from {[sc.key for sc in todo]}")
+    return [sc for sc in todo if sc.key in keys]
+
+
+@dataclass
+class ModeRun:
+    """One server mode's scenarios and results."""
+
+    mode: str
+    todo: list[Scenario]
+    results: dict[str, list[dict[str, Any]]]
+    ready_s: float
+    log: Path
+    model: dict[str, Any]
+    forecast_log: dict[str, Any] | None = None
+
+
+def run_mode(args: argparse.Namespace, mode: str, runs: Path,
+             challenger: str | None) -> tuple[ModeRun, str]:
+    """Start the server in ``mode``, run its scenarios, stop it; the client's loop name."""
     out = args.out
-    if not args.skip_demo:
-        run_demo(out)
-    runs = out / "runs"
-    if not (runs / ".mlflow").is_dir():
-        sys.exit(f"{runs}/.mlflow not found; run without --skip-demo first.")
-    log = out / "serve.log"
+    log = out / f"serve-{mode}.log"
     server = null = None
+    if not _free(args.port):  # before mode_flags empties the log folder
+        sys.exit(f"port {args.port} on {HOST} is already in use; pass --port N.")
+    flags = mode_flags(mode, out, challenger)
+    if args.serve_config is not None:
+        flags += ["--config", str(args.serve_config)]
     try:
-        server = start_server(runs, args.port, log)
+        server = start_server(runs, args.port, log, flags)
         ready = wait_ready(server, args.port, log)
-        print(f"server ready after {ready:.1f} s (pid {server.pid}, log {log})", flush=True)
+        print(f"[{mode}] server ready after {ready:.1f} s (pid {server.pid}, log {log})",
+              flush=True)
         with urllib.request.urlopen(f"http://{HOST}:{args.port}/model", timeout=30) as reply:
             model = json.loads(reply.read())
         features = model["features"]
         rows = load_rows(runs, model.get("crimecast_run_id"), features, args.bulk_rows)
         null, null_port = start_null_server()
         todo = scenarios(args, args.port, null_port, features, rows)
-        if args.only:
-            keys = set(args.only.split(","))
-            unknown = keys - {sc.key for sc in todo}
-            if unknown:
-                sys.exit(f"unknown scenario(s) {sorted(unknown)}; pick from "
-                         f"{[sc.key for sc in todo]}")
-            todo = [sc for sc in todo if sc.key in keys]
-        load_before = os.getloadavg()
+        todo = pick(todo, args.only)
+        # The generator's own heap (Polars, the feature rows) out of the collector's way:
+        # a full collection while a GeoJSON body is validated would stall every request.
+        gc.collect()
+        gc.freeze()
+        if mode != "plain":
+            keys = set(args.mode_scenarios.split(","))
+            todo = [sc for sc in todo if sc.key in keys and sc.server]
         try:
             import uvloop
             results = uvloop.run(run_all(args, todo, server, log))
@@ -703,15 +807,27 @@ def main() -> None:
             client_loop = "asyncio"
     finally:
         stop(null)
-        stop(server)
-    problems = [line for line in log.read_text(errors="replace").splitlines()
-                if any(w in line for w in ("Traceback", "ERROR", "WARNING", "Exception", "Error:"))]
-    summary = [(sc, aggregate(results[sc.key])) for sc in todo]
+        stop(server)  # SIGTERM: the server flushes its forecast log before it exits
+    run = ModeRun(mode, todo, results, ready, log, model)
+    if mode != "plain":
+        run.forecast_log = {**log_contents(out), "answered": sum(
+            r["answered_total"] for sc in todo for r in results[sc.key])}
+    return run, client_loop
+
+
+def report(run: ModeRun, args: argparse.Namespace, client_loop: str) -> list[dict[str, Any]]:
+    """Print one mode's table and notes; its scenarios for the JSON document."""
+    model = run.model
+    summary = [(sc, aggregate(run.results[sc.key])) for sc in run.todo]
+    shadow = model.get("challenger") or {}
     print()
-    print(f"crimecast serve, model {model.get('model_name')} v{model.get('model_version')} "
-          f"({model.get('model_type')}, {len(features)} features), {args.repeats} repeat(s) x "
-          f"{args.duration:g} s measured after {args.warmup:g} s warm-up; median "
-          "(min..max) over repeats; latency from the scheduled send time (open loop)")
+    print(f"[{run.mode}] crimecast serve, model {model.get('model_name')} "
+          f"v{model.get('model_version')} ({model.get('model_type')}, "
+          f"{len(model['features'])} features)"
+          + (f", shadow challenger v{shadow.get('model_version')}" if shadow else "")
+          + f", {args.repeats} repeat(s) x {args.duration:g} s measured after "
+          f"{args.warmup:g} s warm-up; median (min..max) over repeats; latency from the "
+          "scheduled send time (open loop)")
     print()
     print(table(summary))
     print()
@@ -720,34 +836,73 @@ def main() -> None:
             print(f"{sc.key}: {_cell(agg['rows_per_s'], 0)} rows/s")
         if agg["error_kinds"]:
             print(f"{sc.key}: errors {agg['error_kinds']}; first bodies: {agg['error_samples']}")
-    for sc, agg in summary:
         if sc.key == "null" and agg["client_cpu_us_per_request"]:
             print(f"generator cost: {_cell(agg['client_cpu_us_per_request'], 0)} us CPU per "
                   f"request at {sc.rate:g} rps ({client_loop}); floor p99 "
                   f"{_cell(agg['p99_ms'], 2)} ms against a null server")
+    if run.forecast_log is not None:
+        fl = run.forecast_log
+        print(f"forecast log: {fl['rows']:,} rows ({fl.get('shadow_rows', 0):,} shadow) in "
+              f"{fl['parts']} parts, {fl['bytes'] / 1e6:.1f} MB; {fl['request_ids']:,} request "
+              f"ids logged for {fl['answered']:,} 2xx answers sent")
+    return [{"key": sc.key, "server_mode": run.mode, "title": sc.title, "mode": sc.mode,
+             "target_rps": sc.rate, "connections": sc.connections, "rows": sc.rows,
+             "meets_target": meets(sc, agg) or None, "summary": agg,
+             "repeats": run.results[sc.key]} for sc, agg in summary]
+
+
+def main() -> None:
+    """Start the server (after the demo) in each mode, run its scenarios, print and save
+    the results."""
+    args = parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the finally blocks run
+    modes = [m for m in args.modes.split(",") if m]
+    if not modes or set(modes) - set(MODES):
+        sys.exit(f"--modes takes {', '.join(MODES)}; got '{args.modes}'.")
+    out = args.out
+    if not args.skip_demo:
+        run_demo(out)
+    runs = out / "runs"
+    if not (runs / ".mlflow").is_dir():
+        sys.exit(f"{runs}/.mlflow not found; run without --skip-demo first.")
+    challenger = ensure_challenger(out, runs) if "shadow" in modes else None
+    load_before = os.getloadavg()
+    done = [run_mode(args, mode, runs, challenger) for mode in modes]
+    load_after = os.getloadavg()
+    entries: list[dict[str, Any]] = []
+    problems: dict[str, list[str]] = {}
+    for run, client_loop in done:
+        entries += report(run, args, client_loop)
+        problems[run.mode] = [
+            line for line in run.log.read_text(errors="replace").splitlines()
+            if any(w in line for w in ("Traceback", "ERROR", "WARNING", "Exception", "Error:"))]
+        print(f"[{run.mode}] server log: {len(problems[run.mode])} error/warning line(s) in "
+              f"{run.log}")
+        for line in problems[run.mode][:10]:
+            print(f"  {line}")
     print(f"load average (1/5/15 min) before {load_before[0]:.2f}/{load_before[1]:.2f}/"
-          f"{load_before[2]:.2f}, after {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs "
-          "(other work on the machine inflates the tails)")
-    print(f"server log: {len(problems)} error/warning line(s) in {log}")
-    for line in problems[:10]:
-        print(f"  {line}")
+          f"{load_before[2]:.2f}, after {load_after[0]:.2f}/{load_after[1]:.2f}/"
+          f"{load_after[2]:.2f} on {os.cpu_count()} CPUs (other work on the machine inflates "
+          "the tails)")
+    first = done[0][0]
     doc = {
         "benchmark": "bench_serving", "when": dt.datetime.now().isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform(), "load_avg_before": load_before,
-                    "load_avg_after": os.getloadavg()},
-        "model": {k: model.get(k) for k in ("model_name", "model_version", "run_id",
-                                            "crimecast_run_id", "model_type")},
+                    "load_avg_after": load_after},
+        "model": {k: first.model.get(k) for k in ("model_name", "model_version", "run_id",
+                                                  "crimecast_run_id", "model_type")},
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "client": {"event_loop": client_loop, "validate_every": VALIDATE_EVERY,
+        "client": {"event_loop": done[0][1], "validate_every": VALIDATE_EVERY,
                    "request_timeout_s": REQUEST_TIMEOUT_S},
-        "server_start_s": round(ready, 2),
-        "target": {"p99_ms": TARGET_P99_MS, "scenarios": [sc.key for sc in todo if sc.target]},
-        "scenarios": [{"key": sc.key, "title": sc.title, "mode": sc.mode,
-                       "target_rps": sc.rate, "connections": sc.connections, "rows": sc.rows,
-                       "meets_target": meets(sc, agg) or None, "summary": agg,
-                       "repeats": results[sc.key]} for sc, agg in summary],
-        "server_log_problems": problems[:50],
+        "server_start_s": {run.mode: round(run.ready_s, 2) for run, _ in done},
+        "challenger": {run.mode: run.model.get("challenger") for run, _ in done
+                       if run.model.get("challenger")},
+        "forecast_log": {run.mode: run.forecast_log for run, _ in done if run.forecast_log},
+        "target": {"p99_ms": TARGET_P99_MS, "scenarios": [sc.key for run, _ in done
+                                                          for sc in run.todo if sc.target]},
+        "scenarios": entries,
+        "server_log_problems": {mode: lines[:50] for mode, lines in problems.items()},
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(doc, indent=2) + "\n")

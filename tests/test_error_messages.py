@@ -14,8 +14,10 @@ import crimecast
 from crimecast.cli import app
 from crimecast.pipeline.container import _parser
 
-# Flags of other programs that crimecast's hints quote verbatim (``mlflow server``).
-FOREIGN = {"--backend-store-uri", "--default-artifact-root", "--help"}
+# Flags of other programs that crimecast's hints quote verbatim (``mlflow server``,
+# ``aws sagemaker create-model``).
+FOREIGN = {"--backend-store-uri", "--default-artifact-root", "--help", "--model-name",
+           "--primary-container", "--execution-role-arn"}
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*[a-z0-9]")
 
 

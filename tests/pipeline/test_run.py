@@ -179,10 +179,16 @@ def test_models_list_and_promote_cli(first_run: tuple[RunSummary, Path]) -> None
     assert summary.registration["registered"], summary.gate["reasons"]
     version = str(summary.registration["version"])
     runner = CliRunner()
-    promoted = runner.invoke(app, ["models", "promote", version, "--runs-dir", str(runs)])
+    promoted = runner.invoke(app, ["models", "promote", version, "--runs-dir", str(runs),
+                                   "--by", "A. Analyst", "--reason", "card reviewed"])
     assert promoted.exit_code == 0, promoted.output
-    assert f"version {version} is now 'champion' (approval_status=Approved)" in " ".join(
-        promoted.output.split())
+    assert f"version {version} is now 'champion' (approval_status=Approved, by A. Analyst)" \
+        in " ".join(promoted.output.split())
+    record = json.loads((runs / ".mlflow" / "promotions.jsonl").read_text().splitlines()[-1])
+    assert {k: record[k] for k in ("version", "approved_by", "approved_reason",
+                                   "approved_alias")} == {
+        "version": int(version), "approved_by": "A. Analyst",
+        "approved_reason": "card reviewed", "approved_alias": "champion"}
     listed = runner.invoke(app, ["models", "list", "--runs-dir", str(runs)])
     assert listed.exit_code == 0 and "champion" in listed.output
     missing = runner.invoke(app, ["models", "promote", "99", "--runs-dir", str(runs)])

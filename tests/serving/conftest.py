@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -123,3 +123,24 @@ def grid_bundle(served_run: ServedRun) -> ModelBundle:
     summary = run_pipeline(settings, [str(served_run.data_file)], schema="lapd",
                            bootstrap_resamples=10)
     return load_bundle(summary.run_id, runs_dir=served_run.runs)
+
+
+@pytest.fixture(scope="session")
+def challenger_bundle(served_run: ServedRun) -> ModelBundle:
+    """A challenger on the same data and panel: the same LightGBM with another seed (it
+    subsamples rows and columns, so another model), registered as a new version that holds
+    the alias ``challenger``."""
+    settings = served_run.settings.with_overrides("models", random_state=7)
+    summary = run_pipeline(settings, [str(served_run.data_file)], schema="lapd",
+                           bootstrap_resamples=10)
+    version = summary.registration["version"]
+    assert version is not None, summary.gate
+    ModelRegistry(state_dir=served_run.runs / ".mlflow").promote(int(version), "challenger")
+    return load_bundle("models:/crimecast-hotspots@challenger",
+                       state_dir=served_run.runs / ".mlflow", runs_dir=served_run.runs)
+
+
+@pytest.fixture(scope="session")
+def dueling(loaded: Loaded, challenger_bundle: ModelBundle) -> Loaded:
+    """The champion and its challenger on one data store."""
+    return replace(loaded, challenger=challenger_bundle)

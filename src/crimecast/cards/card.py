@@ -193,7 +193,10 @@ def build_model_card(inputs: CardInputs) -> dict[str, Any]:
         "Place-based forecasts still affect people: heavier patrols in forecast places raise "
         "residents' exposure to stops and use of force, mostly in neighbourhoods that are "
         "already heavily policed, and historical records carry past enforcement patterns and "
-        "unequal reporting. "
+        "unequal reporting. A forecast that sends patrols somewhere can also raise recorded "
+        "crime there, which the next forecast reads as more crime (Lum & Isaac 2016; Ensign "
+        "et al. 2018): after deployment, run crimecast monitor, whose patrol-loop check "
+        "(monitor.html#feedback) compares flagged places with similar unflagged ones. "
         + (f"WARNING: features that look person-level: {', '.join(person)}. " if person else
            "The model uses no person-level attributes (no victim or suspect age, sex or "
            "descent). ")

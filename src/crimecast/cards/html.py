@@ -306,7 +306,12 @@ def _uses(card: Mapping[str, Any]) -> str:
     return ('<section id="uses"><h2>Intended use</h2>'
             f'<div class="scope"><strong>{esc(OUT_OF_SCOPE_SUMMARY)}</strong>'
             f"<p>{esc(out)}</p></div><p>{esc(INTENDED_USES)}</p>"
-            f"<h3>Ethical considerations</h3><p>{esc(ethics)}</p></section>")
+            f"<h3>Ethical considerations</h3><p>{esc(ethics)}</p>"
+            '<p id="patrol-loop"><b>Patrol-loop check.</b> <code>crimecast monitor --data '
+            "NEW.csv --out DIR</code> writes <code>DIR/monitor.html</code>; its section "
+            "“Patrol-loop check” (<code>monitor.html#feedback</code>) reports whether "
+            "recorded crime rose more at flagged places than at similar unflagged ones.</p>"
+            "</section>")
 
 
 def _caveats(inputs: CardInputs) -> str:

@@ -17,6 +17,7 @@ from crimecast import __version__
 from crimecast.cli.data import clean, eda, features, generate, schema, weather
 from crimecast.cli.errors import err_console, make_console
 from crimecast.cli.models import models_app
+from crimecast.cli.monitoring import compare, monitor
 from crimecast.cli.pipeline import backtest, demo, run
 from crimecast.cli.sagemaker import sagemaker_app
 from crimecast.cli.serving import brief, predict, serve
@@ -70,3 +71,5 @@ app.add_typer(sagemaker_app, name="sagemaker")
 app.command("serve")(serve)
 app.command("predict")(predict)
 app.command("brief")(brief)
+app.command(context_settings=EXTRA_ARGS)(monitor)
+app.command(context_settings=EXTRA_ARGS)(compare)

@@ -45,14 +45,19 @@ def promote_model(
     runs_dir: Annotated[Path, typer.Option(help="Runs folder holding .mlflow.")] = Path("runs"),
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
     alias: Annotated[str, typer.Option(help="Alias to move.")] = "champion",
+    by: Annotated[str | None, typer.Option(
+        "--by", help="Who promotes (default: the login name).")] = None,
+    reason: Annotated[str | None, typer.Option(
+        "--reason", help="Why, e.g. the compare recommendation (default: none).")] = None,
 ) -> None:
-    """Move the champion alias to VERSION and mark it Approved."""
+    """Move the champion alias to VERSION and mark it Approved, recording who and why."""
     from crimecast.registry.store import ModelRegistry
 
     registry = ModelRegistry(tracking_uri=tracking_uri, state_dir=runs_dir / ".mlflow")
-    info = registry.promote(version, alias=alias)
+    info = registry.promote(version, alias=alias, by=by, reason=reason)
     console.print(f"{registry.model_name} version {info.version} is now '{alias}' "
-                  f"(approval_status={info.approval_status})")
+                  f"(approval_status={info.approval_status}, by "
+                  f"{info.tags.get('approved_by')})", highlight=False)
 
 
 def promote_demo_champion(summary: Any, runs_dir: Path) -> None:

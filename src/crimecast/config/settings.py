@@ -215,6 +215,16 @@ class ServingConfig(FrozenModel):
     # names still show). OpenStreetMap's standard tiles need their attribution shown.
     tiles: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     tiles_attribution: str = "© OpenStreetMap contributors"
+    # Every forecast served (/hotspots, /invocations, predict, brief) is appended to Parquet
+    # parts in this folder: a path (a relative one is under the runs folder) or "none".
+    forecast_log: str = "forecast_log"
+    forecast_log_max_bytes: int = Field(default=1024**3, ge=1024 * 1024)  # oldest parts go
+    # How often the server writes a part (rows wait in memory until then).
+    forecast_log_flush_seconds: float = Field(default=5.0, gt=0, le=300)
+    # With a challenger (serve --challenger): the share of requests it answers (the
+    # champion then scores in shadow); 0 = shadow only. The split's random seed.
+    challenger_share: float = Field(default=0.0, ge=0.0, le=1.0)
+    challenger_seed: int = 0
 
     @field_validator("tiles")
     @classmethod
@@ -226,6 +236,13 @@ class ServingConfig(FrozenModel):
             raise ValueError("must be 'none' or a tile URL template with {z}, {x} and {y}, "
                              "e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png")
         return value
+
+    @field_validator("forecast_log")
+    @classmethod
+    def _log_folder(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must be a folder or 'none'")
+        return value.strip()
 
 
 class ComputeConfig(FrozenModel):
@@ -242,6 +259,27 @@ class ComputeConfig(FrozenModel):
         return value
 
 
+class MonitoringConfig(FrozenModel):
+    """``crimecast monitor``: the recent window and the thresholds of its decision.
+
+    The decision is ``retrain`` when any rule fires on the last ``window_weeks`` weeks."""
+
+    window_weeks: int = Field(default=2, ge=1, le=26)
+    # the reference: the last weeks of the training data
+    reference_weeks: int = Field(default=8, ge=2, le=104)
+    # realised PAI@1% below (1 - pai_drop) x the card's test PAI@1%
+    pai_drop: float = Field(default=0.3, gt=0, lt=1)
+    # the best naive forecaster's realised PAI@1% above (1 + naive_margin) x the champion's
+    naive_margin: float = Field(default=0.1, ge=0)
+    # any feature's PSI above this; null: reported, not a rule (see monitoring in config.yaml)
+    psi_feature: float | None = Field(default=None, gt=0)
+    psi_mix: float = Field(default=0.1, gt=0)  # PSI of the area or crime-category mix
+    volume_change: float = Field(default=0.3, gt=0)  # weekly events off the reference by this share
+    delay_change_days: float = Field(default=2.0, gt=0)  # median reporting delay moved by this
+    estimated_change: float = Field(default=0.1, gt=0)  # share of estimated times moved by this
+    min_events: int = Field(default=200, ge=1)  # fewer events in the window: no decision on mix
+
+
 class Settings(FrozenModel):
     """All configuration, as one typed object passed through crimecast."""
 
@@ -253,6 +291,7 @@ class Settings(FrozenModel):
     models: ModelsConfig = ModelsConfig()
     serving: ServingConfig = ServingConfig()
     compute: ComputeConfig = ComputeConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
 
     def with_overrides(self, section: str, **values: Any) -> Settings:
         """Return a copy with ``values`` set on ``section``; None values are ignored.

@@ -13,6 +13,8 @@ Everything is local by default: ``<state_dir>/mlflow.db`` and artifacts under
 from __future__ import annotations
 
 import contextlib
+import getpass
+import json
 import logging
 import os
 import re
@@ -339,8 +341,11 @@ class ModelRegistry:
                 return info
         raise self._no_such_version(version)
 
-    def promote(self, version: int, alias: str = DEFAULT_ALIAS) -> ModelVersionInfo:
-        """Move ``alias`` to ``version`` and tag it ``approval_status=Approved``.
+    def promote(self, version: int, alias: str = DEFAULT_ALIAS, by: str | None = None,
+                reason: str | None = None) -> ModelVersionInfo:
+        """Move ``alias`` to ``version`` and tag it ``approval_status=Approved``, with who
+        promoted it and why (``approved_by``, ``approved_reason``); the promotion is also
+        appended to ``<state_dir>/promotions.jsonl``.
 
         A version whose ``gate`` tag is present and neither ``passed`` nor ``champion``
         (the best validated forecaster, registered with ``--register-best``) is refused.
@@ -350,19 +355,34 @@ class ModelRegistry:
             raise RegistryError(f"model version {version} of '{self.model_name}' did not pass "
                                 f"the evaluation gate (gate={info.tags['gate']}); "
                                 "it cannot be promoted.")
-        client, number = self._client, str(info.version)
+        previous = next((v.version for v in self.list_versions() if alias in v.aliases), None)
         approval = {APPROVAL_TAG: APPROVED, "approved_alias": alias,
-                    "approved_at": datetime.now(UTC).isoformat(timespec="seconds")}
+                    "approved_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "approved_by": by or getpass.getuser(), "approved_reason": reason or ""}
+        self._set_alias(info.version, alias, approval)
+        record = {**approval, "model_name": self.model_name, "version": info.version,
+                  "replaced_version": previous}
+        with open(self.state_dir / "promotions.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        logger.info("promoted version %s of %s to @%s", version, self.model_name, alias)
+        return self.get_version(version)
+
+    def set_alias(self, version: int, alias: str) -> ModelVersionInfo:
+        """Point ``alias`` (e.g. ``challenger``) at ``version`` without approving it."""
+        info = self.get_version(version)
+        self._set_alias(info.version, alias, {})
+        return self.get_version(version)
+
+    def _set_alias(self, version: int, alias: str, tags: Mapping[str, str]) -> None:
+        client, number = self._client, str(version)
         try:
             with self.writing(), quiet_mlflow():
                 client.set_registered_model_alias(self.model_name, alias, number)
-                for key, value in approval.items():
+                for key, value in tags.items():
                     client.set_model_version_tag(self.model_name, number, key, value)
         except Exception as exc:
-            raise RegistryError(f"could not promote version {version} of '{self.model_name}' "
-                                f"to alias '{alias}': {exc}") from exc
-        logger.info("promoted version %s of %s to @%s", version, self.model_name, alias)
-        return self.get_version(version)
+            raise RegistryError(f"could not move alias '{alias}' of '{self.model_name}' to "
+                                f"version {version}: {exc}") from exc
 
     def resolve(self, ref: str) -> ResolvedModel:
         """Resolve ``models:/NAME@ALIAS``, ``models:/NAME/VERSION`` or a run id to local files.

@@ -3,6 +3,11 @@
 
 Every bad request gets a 4xx whose ``detail`` names the problem; a request that
 would outlast SageMaker's 60 s invocation limit gets a 503 first.
+
+With a challenger, ``/hotspots`` and ``/invocations`` are answered by the variant
+:class:`~crimecast.serving.variants.TrafficSplit` picks (``X-Crimecast-Variant`` says
+which); with a forecast log, each answer is logged and the other model scores the same
+request in shadow after the response is sent.
 """
 
 
@@ -14,23 +19,35 @@ from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import numpy as np
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Header, Query, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from crimecast import __version__
 from crimecast.config import ServingConfig
 from crimecast.errors import CrimecastError, ServingError
 from crimecast.serving.forecast import Forecast, parse_at
+from crimecast.serving.forecast_log import ForecastLog
 from crimecast.serving.geojson import hotspots_geojson
 from crimecast.serving.guard import AUTHENTICATED, VENDOR_PATH, Guard
 from crimecast.serving.map_page import map_html
 from crimecast.serving.payload import CSV, JSON, RowReader, choose_output, format_scores, media_type
-from crimecast.serving.state import Loaded, ServerState
+from crimecast.serving.records import new_request_id, utc_now
+from crimecast.serving.state import Loaded, ServerState, UnitView
+from crimecast.serving.variants import (
+    CHALLENGER,
+    VARIANT_HEADER,
+    Recorder,
+    TrafficSplit,
+    asked_variant,
+    reads_champion_rows,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +69,13 @@ INVOCATIONS_BODY: dict[str, Any] = {
 }
 
 
+REQUEST_ID_HEADER = "X-Crimecast-Request-Id"
+VariantOpt = Annotated[str | None, Header(
+    alias=VARIANT_HEADER, description="champion or challenger: which model answers (default: "
+                                      "the split of serving.challenger_share). SageMaker's "
+                                      "X-Amzn-SageMaker-Target-Variant works too.")]
+
+
 def identity_headers(audit: dict[str, Any]) -> dict[str, str]:
     """The model's version and run id as response headers; an unregistered model has no
     version, so it sends no version header (rather than the text "None")."""
@@ -65,13 +89,36 @@ def vendor_dir() -> Path:
     return Path(str(resources.files("crimecast") / "resources" / "vendor"))
 
 
+def from_map(request: Request) -> bool:
+    """Whether a request comes from this server's map page (browsers send the page as the
+    Referer, without its fragment): the map shows the champion."""
+    referer = request.headers.get("referer")
+    return referer is not None and urlsplit(referer).path == "/map"
+
+
+def after(func: Callable[..., None], **kwargs: Any) -> BackgroundTask:
+    """Run ``func(**kwargs)`` on the event loop once the response is sent (it only queues
+    work for the recorder's thread, so no thread-pool hop)."""
+
+    async def run() -> None:
+        func(**kwargs)
+
+    return BackgroundTask(run)
+
+
 def create_app(config: ServingConfig, token: str | None = None,
                loader: Callable[[], Loaded] | None = None,
-               loaded: Loaded | None = None) -> Any:
+               loaded: Loaded | None = None, forecast_log: ForecastLog | None = None,
+               split: TrafficSplit | None = None) -> Any:
     """Build the ASGI app. Pass ``loaded`` (ready now) or ``loader`` (run at start-up on a
-    thread; ``/ping`` answers 503 until it finishes). The result is wrapped in
-    :class:`~crimecast.serving.guard.Guard`; the FastAPI app is its ``.app``."""
-    state = ServerState(config)
+    thread; ``/ping`` answers 503 until it finishes). With ``forecast_log`` every answer
+    is logged (and a challenger scores in shadow); the app closes the log at shutdown.
+    ``split`` defaults to ``serving.challenger_share`` and ``serving.challenger_seed``.
+    The result is wrapped in :class:`~crimecast.serving.guard.Guard`; the FastAPI app is
+    its ``.app``."""
+    state = ServerState(config, forecast_log=forecast_log is not None)
+    split = split or TrafficSplit(config.challenger_share, config.challenger_seed)
+    recorder = Recorder(forecast_log) if forecast_log is not None else None
     if loaded is not None:
         state.install(loaded)
 
@@ -79,13 +126,20 @@ def create_app(config: ServingConfig, token: str | None = None,
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if loader is not None and not state.ready:
             state.load_in_background(loader)
-        yield
+        try:
+            yield
+        finally:  # log what was answered before the process ends
+            if recorder is not None:
+                await run_in_threadpool(recorder.close)
+            if forecast_log is not None:
+                await run_in_threadpool(forecast_log.close)
 
     app = FastAPI(title="crimecast", version=__version__, lifespan=lifespan,
                   description="Place-based crime hotspot forecasts (never about people). "
                               "SageMaker inference contract plus a GeoJSON hotspot API.",
                   docs_url=None, redoc_url=None)
     app.state.crimecast = state
+    app.state.recorder = recorder
     # Browser libraries vendored from the npm registry (scripts/vendor_js.py): no CDN, so
     # /docs and /map work offline.
     app.mount(VENDOR_PATH, StaticFiles(directory=str(vendor_dir())), name="vendor")
@@ -105,6 +159,36 @@ def create_app(config: ServingConfig, token: str | None = None,
                       else "the model is still loading; retry in a few seconds.")
             raise ServingError(detail, status=503)
         return state.loaded
+
+    def variants(request: Request, view: UnitView, rows: bool = False
+                 ) -> tuple[UnitView, UnitView | None]:
+        """The view that answers and the one that scores in shadow (None: no shadow, as
+        without a log to record it). Only the primary unit has a challenger; the map is
+        pinned to the champion; feature ``rows`` (``/invocations``) go to the champion
+        alone when the challenger reads other features."""
+        challenger = state.challenger if view.bundle is require_model().bundle else None
+        asked = asked_variant(request.headers)
+        if rows and challenger is not None and not reads_champion_rows(view.bundle,
+                                                                      challenger.bundle):
+            if asked == CHALLENGER:
+                raise ServingError("the challenger reads other features than the champion, "
+                                   "so it cannot score /invocations rows (they come in the "
+                                   "champion's feature order); got X-Crimecast-Variant: "
+                                   "challenger. Ask /hotspots, or send X-Crimecast-Variant: "
+                                   "champion.", status=409)
+            challenger = None
+        chosen = split.choose(asked, challenger is not None, pinned=from_map(request))
+        if challenger is None:
+            return view, None
+        answering, other = (challenger, view) if chosen == CHALLENGER else (view, challenger)
+        return answering, (other if recorder is not None else None)
+
+    def answer_headers(view: UnitView, request_id: str | None) -> dict[str, str]:
+        """The answering model's identity, its variant and (when logged) the request id."""
+        headers = {**identity_headers(view.bundle.audit()), VARIANT_HEADER: view.role}
+        if request_id is not None:
+            headers[REQUEST_ID_HEADER] = request_id
+        return headers
 
     @app.exception_handler(ServingError)
     async def serving_error(_: Request, exc: ServingError) -> JSONResponse:
@@ -131,8 +215,11 @@ def create_app(config: ServingConfig, token: str | None = None,
 
     @app.post("/invocations", summary="Score feature rows (SageMaker inference contract)",
               openapi_extra=INVOCATIONS_BODY, response_model=None)
-    async def invocations(request: Request) -> Response:
-        bundle = require_model().bundle
+    async def invocations(request: Request, variant: VariantOpt = None) -> Response:
+        del variant  # declared for the API description; variants() reads the headers
+        require_model()
+        answering, shadow = variants(request, state.views[state.primary_unit or ""], rows=True)
+        bundle = answering.bundle
         kind = choose_output(request.headers.get("accept"))
         ctype = media_type(request.headers.get("content-type"))
         if ctype not in (JSON, CSV):
@@ -142,20 +229,27 @@ def create_app(config: ServingConfig, token: str | None = None,
         reader = RowReader(bundle.features, bundle.nullable, config.max_rows)
         audit = bundle.audit()
 
-        def score() -> bytes:
+        def score() -> tuple[bytes, np.ndarray, np.ndarray]:
             matrix = reader.read_json(body) if ctype == JSON else reader.read_csv(body)
             scores = np.asarray(bundle.model.predict_proba(matrix))
-            return format_scores(scores, bundle.threshold, kind, audit)
+            return format_scores(scores, bundle.threshold, kind, audit), scores, matrix
 
         # Parsing a big body costs more than scoring it: keep it off the event loop, so
         # one 1,000-row request does not stall the single-row requests behind it.
-        answer = score() if len(body) <= INLINE_BYTES else await bounded(score)
-        return Response(answer, media_type=kind, headers=identity_headers(audit))
+        answer, scores, matrix = score() if len(body) <= INLINE_BYTES else await bounded(score)
+        if recorder is None:
+            return Response(answer, media_type=kind, headers=answer_headers(answering, None))
+        request_id = new_request_id()
+        return Response(answer, media_type=kind, headers=answer_headers(answering, request_id),
+                        background=after(recorder.invocations, request_id=request_id,
+                                         issued_at=utc_now(), served=answering, scores=scores,
+                                         matrix=matrix, shadow=shadow))
 
     @app.get("/hotspots", summary="Top-ranked units for a forecast window, as GeoJSON",
              response_class=Response,
              responses={200: {"content": {GEOJSON: {}}, "description": "FeatureCollection"}})
     async def hotspots(
+        request: Request,
         at: Annotated[str | None, Query(description="Local ISO time; default: now, or just "
                                                     "after the data store's last event")] = None,
         horizon: Annotated[str | None, Query(description="Window length: 1h, 8h, 1d, 7d",
@@ -166,6 +260,7 @@ def create_app(config: ServingConfig, token: str | None = None,
                                                        "than serving.stale_after_days after "
                                                        "the last known event (else 409)")]
         = False,
+        variant: VariantOpt = None,
     ) -> Response:
         require_model()
         view = state.views.get(unit or state.primary_unit or "")
@@ -174,6 +269,8 @@ def create_app(config: ServingConfig, token: str | None = None,
                                f"{sorted(state.views)}; got '{unit}'. Start the server with "
                                f"another --model trained with --spatial-unit {unit}.",
                                status=422)
+        del variant  # declared for the API description; variants() reads the headers
+        view, shadow = variants(request, view)
         bundle, forecaster = view.bundle, view.forecaster
         moment = parse_at(at) if at else parse_at(view.default_at)
         window = horizon or view.default_horizon
@@ -182,19 +279,27 @@ def create_app(config: ServingConfig, token: str | None = None,
                                "it cannot compute /hotspots. Start it with --data FILE (an "
                                "incident CSV or a run's clean.parquet).", status=503)
         shapes = view.shapes
-        key = (bundle.feature_config.spatial_unit, *forecaster.key(moment, window), top)
+        key = (bundle.feature_config.spatial_unit, view.role, *forecaster.key(moment, window),
+               top)
         forecaster.check(moment, allow_stale)  # before the caches: they may hold stale windows
-        cached = responses.get(key)
-        if cached is not None:
-            return Response(cached, media_type=GEOJSON)
-        forecast: Forecast | None = forecaster.cached(moment, window)
-        if forecast is None:
-            forecast = await bounded(lambda: forecaster.forecast(moment, window, allow_stale))
-        body = hotspots_geojson(forecast, shapes, bundle, top)
-        responses[key] = body
-        while len(responses) > 4 * config.cache_windows:
-            responses.popitem(last=False)
-        return Response(body, media_type=GEOJSON)
+        body = responses.get(key)
+        if body is None:
+            forecast: Forecast | None = forecaster.cached(moment, window)
+            if forecast is None:
+                forecast = await bounded(lambda: forecaster.forecast(moment, window,
+                                                                     allow_stale))
+            body = hotspots_geojson(forecast, shapes, bundle, top)
+            responses[key] = body
+            while len(responses) > 4 * config.cache_windows:
+                responses.popitem(last=False)
+        if recorder is None:
+            return Response(body, media_type=GEOJSON, headers=answer_headers(view, None))
+        request_id = new_request_id()
+        return Response(body, media_type=GEOJSON, headers=answer_headers(view, request_id),
+                        background=after(recorder.hotspots, request_id=request_id,
+                                         issued_at=utc_now(), served=view, shadow=shadow,
+                                         moment=moment, window=window,
+                                         allow_stale=allow_stale, top=top))
 
     def drawn(body: bytes | None) -> Response:
         require_model()

@@ -28,12 +28,14 @@ HORIZON_CHOICES = ("1h", "8h", "12h", "1d", "7d")
 @dataclass(frozen=True)
 class Loaded:
     """The result of loading: the primary model (``/invocations``), models for other
-    spatial units (``others``, for ``/hotspots?unit=``), a data store and weather."""
+    spatial units (``others``, for ``/hotspots?unit=``), a data store and weather, and a
+    challenger to the primary model (same unit, bin and features), if any."""
 
     bundle: ModelBundle
     store: EventStore | None = None
     weather: pl.DataFrame | None = None
     others: tuple[ModelBundle, ...] = ()
+    challenger: ModelBundle | None = None
 
     @property
     def bundles(self) -> tuple[ModelBundle, ...]:
@@ -51,13 +53,15 @@ class UnitView:
     horizons: list[str]
     default_horizon: str
     default_at: str
+    role: str = "champion"
 
 
 class ServerState:
     """Everything the routes read. ``ready`` turns True once the model is loaded."""
 
-    def __init__(self, config: ServingConfig) -> None:
+    def __init__(self, config: ServingConfig, forecast_log: bool = False) -> None:
         self.config = config
+        self.forecast_log = forecast_log  # answers (and shadow scores) are logged
         self.loaded: Loaded | None = None
         self.views: dict[str, UnitView] = {}
         self.primary_unit: str | None = None
@@ -65,6 +69,7 @@ class ServerState:
         self.tracts: bytes | None = None
         self.summary: dict[str, Any] = {}
         self.error: str | None = None
+        self.challenger: UnitView | None = None  # the primary unit's challenger
         self._done = threading.Event()
 
     @property
@@ -104,7 +109,20 @@ class ServerState:
                                      separators=(",", ":")).encode()
         self.views = views
         self.primary_unit = bundle.feature_config.spatial_unit
-        self.summary = model_summary(loaded, self.config, views)
+        if loaded.challenger is not None:
+            primary = views[self.primary_unit]
+            self.challenger = UnitView(
+                bundle=loaded.challenger,
+                forecaster=Forecaster(loaded.challenger, loaded.store, loaded.weather,
+                                      self.config.cache_windows, self.config.max_horizon_days,
+                                      self.config.stale_after_days),
+                shapes=primary.shapes, horizons=primary.horizons,
+                default_horizon=primary.default_horizon, default_at=primary.default_at,
+                role="challenger")
+        self.summary = {**model_summary(loaded, self.config, views),
+                        "challenger": challenger_summary(loaded.challenger),
+                        "traffic": traffic_summary(self.config, loaded.challenger is not None,
+                                                   self.forecast_log)}
         self.loaded = loaded
         # Everything loaded so far lives as long as the server: keep the collector off it,
         # so full collections stay short while requests are served.
@@ -130,6 +148,27 @@ class ServerState:
     def wait(self, timeout: float | None = None) -> bool:
         """Block until loading finished (successfully or not)."""
         return self._done.wait(timeout)
+
+
+def challenger_summary(challenger: ModelBundle | None) -> dict[str, Any] | None:
+    """The challenger's part of ``/model``: who it is (the map shows the champion)."""
+    if challenger is None:
+        return None
+    return {**challenger.audit(), "source": challenger.source,
+            "model_type": challenger.model.model_type,
+            "decision_threshold": challenger.threshold}
+
+
+def traffic_summary(config: ServingConfig, has_challenger: bool,
+                    forecast_log: bool) -> dict[str, Any]:
+    """How requests are split between champion and challenger, for ``/model``: the
+    challenger's share of answers, and whether the other model scores in shadow (it
+    does when a forecast log records the scores)."""
+    return {"challenger_share": config.challenger_share if has_challenger else 0.0,
+            "shadow": has_challenger and forecast_log, "seed": config.challenger_seed,
+            "variant_header": "X-Crimecast-Variant",
+            "variants": ["champion", "challenger"] if has_challenger else ["champion"],
+            "forecast_log": forecast_log}
 
 
 def horizons_for(time_bin: str, max_days: int) -> list[str]:
