@@ -187,12 +187,10 @@ def test_a_header_forces_the_variant_and_a_bad_one_is_a_400(
             assert bad.json() == {"detail": "X-Crimecast-Variant must be champion or "
                                             "challenger; got 'blue'. Send X-Crimecast-Variant: "
                                             "champion, or leave the header out."}
-            bad = call({"X-Amzn-SageMaker-Target-Variant": "AllTraffic"})
-            assert bad.status_code == 400, path
-            assert bad.json() == {"detail": "X-Amzn-SageMaker-Target-Variant must be champion "
-                                            "or challenger; got 'AllTraffic'. Send "
-                                            "X-Amzn-SageMaker-Target-Variant: champion, or "
-                                            "leave the header out."}
+            # SageMaker's own header is advisory: SageMaker routes its variants itself.
+            routed = call({"X-Amzn-SageMaker-Target-Variant": "AllTraffic"})
+            assert routed.status_code == 200, path
+            assert routed.headers["x-crimecast-variant"] == "challenger"  # the split's choice
 
 
 def test_asking_for_a_challenger_no_model_serves_is_a_400(
@@ -206,6 +204,10 @@ def test_asking_for_a_challenger_no_model_serves_is_a_400(
                                        "champion."}
     plain = httpx.get(f"{shared_server.url}/hotspots", params=HOT)
     assert plain.headers["x-crimecast-variant"] == "champion"
+    # A one-model container behind SageMaker's challenger variant answers with its model.
+    routed = httpx.get(f"{shared_server.url}/hotspots", params=HOT,
+                       headers={"X-Amzn-SageMaker-Target-Variant": "challenger"})
+    assert routed.status_code == 200 and routed.headers["x-crimecast-variant"] == "champion"
 
 
 def test_the_split_is_reproducible_from_its_seed(

@@ -167,7 +167,7 @@ def create_app(config: ServingConfig, token: str | None = None,
         pinned to the champion; feature ``rows`` (``/invocations``) go to the champion
         alone when the challenger reads other features."""
         challenger = state.challenger if view.bundle is require_model().bundle else None
-        asked = asked_variant(request.headers)
+        asked = asked_variant(request.headers, challenger is not None)
         if rows and challenger is not None and not reads_champion_rows(view.bundle,
                                                                       challenger.bundle):
             if asked == CHALLENGER:

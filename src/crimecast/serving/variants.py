@@ -41,18 +41,23 @@ SAGEMAKER_VARIANT_HEADER = "X-Amzn-SageMaker-Target-Variant"
 WARN_EVERY_S = 60.0
 
 
-def asked_variant(headers: Mapping[str, str]) -> str | None:
-    """The variant a request forces (``X-Crimecast-Variant`` first, then SageMaker's
-    header), or None; any other value is a 400."""
-    for name in (VARIANT_HEADER, SAGEMAKER_VARIANT_HEADER):
-        value = headers.get(name)
-        if value is None:
-            continue
+def asked_variant(headers: Mapping[str, str], has_challenger: bool = True) -> str | None:
+    """The variant a request forces, or None. ``X-Crimecast-Variant`` is strict (any value
+    but champion or challenger is a 400). SageMaker's ``X-Amzn-SageMaker-Target-Variant``
+    is advisory: SageMaker routes between its production variants itself, and each runs
+    a container with one model, so a value this server cannot honour (``AllTraffic``, or
+    ``challenger`` without one) is ignored rather than refused."""
+    value = headers.get(VARIANT_HEADER)
+    if value is not None:
         variant = value.strip().lower()
         if variant not in (CHAMPION, CHALLENGER):
-            raise ServingError(f"{name} must be champion or challenger; got '{value[:40]}'. "
-                               f"Send {name}: champion, or leave the header out.")
+            raise ServingError(f"{VARIANT_HEADER} must be champion or challenger; got "
+                               f"'{value[:40]}'. Send {VARIANT_HEADER}: champion, or leave "
+                               "the header out.")
         return variant
+    advised = (headers.get(SAGEMAKER_VARIANT_HEADER) or "").strip().lower()
+    if advised == CHAMPION or (advised == CHALLENGER and has_challenger):
+        return advised
     return None
 
 
