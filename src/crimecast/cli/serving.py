@@ -250,6 +250,7 @@ def predict(
         post_forecast,
         shift_file_name,
     )
+    from crimecast.serving.geojson import UnitShapes
 
     if fmt not in ("geojson", "csv", "kml", "all"):
         raise ConfigError(f"format must be geojson, csv, kml or all; got '{fmt}'. Pass "
@@ -264,20 +265,21 @@ def predict(
     loaded, forecast = _forecast(settings, at, horizon, model, run, model_dir, data, schema,
                                  runs_dir, tracking_uri, allow_stale, "predict", crime_types)
     bundle = loaded.bundle
+    shapes = UnitShapes.from_table(bundle.unit_table)
     if fmt == "all":
         assert out is not None
         for each in ("geojson", "csv", "kml"):
             write_bytes(out / shift_file_name(forecast, each),
-                        shift_payload(each, bundle, forecast, top))
+                        shift_payload(each, bundle, forecast, shapes, top))
     else:
-        payload = shift_payload(fmt, bundle, forecast, top)
+        payload = shift_payload(fmt, bundle, forecast, shapes, top)
         if out is None:
             sys.stdout.buffer.write(payload if payload.endswith(b"\n") else payload + b"\n")
             sys.stdout.flush()
         else:
             write_bytes(out, payload)
     if post is not None:
-        sent = post_forecast(post, shift_payload("geojson", bundle, forecast, top),
+        sent = post_forecast(post, shift_payload("geojson", bundle, forecast, shapes, top),
                              timeout_s=post_timeout, retries=post_retries,
                              idempotency_key=forecast_key(forecast, bundle))
         err_console.print(f"posted to {sent.url}: HTTP {sent.status} after {sent.attempts} "
@@ -290,13 +292,12 @@ def predict(
                       + (f" -> {out}" if out else ""), highlight=False, soft_wrap=True)
 
 
-def shift_payload(fmt: str, bundle: Any, forecast: Any, top: int) -> bytes:
+def shift_payload(fmt: str, bundle: Any, forecast: Any, shapes: Any, top: int) -> bytes:
     """One shift's forecast as GeoJSON, a patrol-box CSV or KML."""
     from crimecast.data.spreadsheet import write_csv
     from crimecast.serving.dispatch import forecast_kml
-    from crimecast.serving.geojson import UnitShapes, hotspots_geojson, patrol_boxes
+    from crimecast.serving.geojson import hotspots_geojson, patrol_boxes
 
-    shapes = UnitShapes.from_table(bundle.unit_table)
     if fmt == "csv":
         return str(write_csv(patrol_boxes(forecast, shapes, top, bundle.audit()))).encode()
     if fmt == "kml":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ class ChampionRun:
         """The learned model's features (what the feature-drift check compares)."""
         return list(self.info["features"])
 
-    @property
+    @cached_property
     def data_through(self) -> dt.datetime:
         """The last training event's time."""
         clean = pl.scan_parquet(self.run_dir / "process" / "clean.parquet")
@@ -65,15 +66,23 @@ class ChampionRun:
         """The cleaned events the champion was trained on."""
         return pl.read_parquet(self.run_dir / "process" / "clean.parquet")
 
-    def unit_table(self) -> pl.DataFrame:
-        """The run's unit table (``process/units.parquet``)."""
+    @cached_property
+    def _units_file(self) -> pl.DataFrame:
         return pl.read_parquet(self.run_dir / "process" / "units.parquet")
 
-    def units(self) -> UnitSet:
-        """The units the champion scores, rebuilt from its unit table."""
+    def unit_table(self) -> pl.DataFrame:
+        """The run's unit table (``process/units.parquet``, read once)."""
+        return self._units_file
+
+    @cached_property
+    def _unit_set(self) -> UnitSet:
         panel = self.meta["panel"]
         return units_from_table(self.unit_table(), panel["spatial_unit"], panel["crs"],
                                 panel.get("cell_size_m"))
+
+    def units(self) -> UnitSet:
+        """The units the champion scores, rebuilt from its unit table (once)."""
+        return self._unit_set
 
     def unit_ids(self) -> list[str]:
         """Every place's id."""

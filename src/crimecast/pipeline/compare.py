@@ -79,7 +79,7 @@ def compare_models(log: pl.LazyFrame, events: pl.DataFrame, unit_areas: pl.DataF
             "model_versions": sorted(v for v in part["model_version"].unique().to_list()
                                      if v is not None),
             "run_ids": sorted(v for v in part["run_id"].unique().to_list() if v is not None),
-            "places_per_window": json_int(part["k"].median()),
+            "places_per_window": _whole(part["k"].median()),
             **{m: mean_with_interval(part[m].to_list(), n_resamples) for m in ("hit_rate",
                                                                                 "pai")}}
     paired = scored.filter(pl.col("role") == "challenger").select(
@@ -96,8 +96,7 @@ def compare_models(log: pl.LazyFrame, events: pl.DataFrame, unit_areas: pl.DataF
     return report
 
 
-def json_int(value: Any) -> int | None:
-    """An integer or None (JSON)."""
+def _whole(value: Any) -> int | None:
     return None if value is None else int(value)
 
 

@@ -44,9 +44,7 @@ def feedback_check(flags: pl.DataFrame, events: pl.DataFrame, units: list[str],
     all_units = pl.DataFrame({"unit_id": units})
     flagged = set(first["unit_id"].to_list())
     rows: list[dict[str, Any]] = []
-    for (moment,), group in first.partition_by("flagged_at", as_dict=True).items():
-        at = moment if isinstance(moment, dt.datetime) else dt.datetime.fromisoformat(
-            str(moment))
+    for (at,), group in first.partition_by("flagged_at", as_dict=True).items():
         counts = all_units.join(_window_counts(events, at - 26 * span, at, "prior"),
                                 on="unit_id", how="left").join(
             _window_counts(events, at - span, at, "before"), on="unit_id", how="left").join(

@@ -164,8 +164,8 @@ def event_drift(events: pl.DataFrame, periods: MonitorPeriods) -> dict[str, Any]
     reference = _summary(_reported_in(events, periods.reference_start, periods.monitor_start),
                          reference_weeks)
     window_events = _reported_in(events, periods.window_start, periods.monitor_end)
-    window = {**_summary(window_events, window_weeks), **_mix(reference, _summary(
-        window_events, window_weeks))}
+    window = _summary(window_events, window_weeks)
+    window.update(_mix(reference, window))
     reference_delays = _reported_in(events, periods.reference_start, periods.monitor_start
                                     ).select(DELAY_DAYS)["delay_days"].to_numpy()
     window["delay_psi"] = population_stability_index(

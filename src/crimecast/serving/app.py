@@ -190,6 +190,17 @@ def create_app(config: ServingConfig, token: str | None = None,
             headers[REQUEST_ID_HEADER] = request_id
         return headers
 
+    def answered(body: bytes, media_type: str, view: UnitView, endpoint: str,
+                 **details: Any) -> Response:
+        """The answer with its model's headers; with a forecast log, recorded by the
+        recorder's ``endpoint`` method (and shadow-scored) once it is sent."""
+        if recorder is None:
+            return Response(body, media_type=media_type, headers=answer_headers(view, None))
+        request_id = new_request_id()
+        return Response(body, media_type=media_type, headers=answer_headers(view, request_id),
+                        background=after(getattr(recorder, endpoint), request_id=request_id,
+                                         issued_at=utc_now(), served=view, **details))
+
     @app.exception_handler(ServingError)
     async def serving_error(_: Request, exc: ServingError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status)
@@ -237,13 +248,8 @@ def create_app(config: ServingConfig, token: str | None = None,
         # Parsing a big body costs more than scoring it: keep it off the event loop, so
         # one 1,000-row request does not stall the single-row requests behind it.
         answer, scores, matrix = score() if len(body) <= INLINE_BYTES else await bounded(score)
-        if recorder is None:
-            return Response(answer, media_type=kind, headers=answer_headers(answering, None))
-        request_id = new_request_id()
-        return Response(answer, media_type=kind, headers=answer_headers(answering, request_id),
-                        background=after(recorder.invocations, request_id=request_id,
-                                         issued_at=utc_now(), served=answering, scores=scores,
-                                         matrix=matrix, shadow=shadow))
+        return answered(answer, kind, answering, "invocations", scores=scores, matrix=matrix,
+                        shadow=shadow)
 
     @app.get("/hotspots", summary="Top-ranked units for a forecast window, as GeoJSON",
              response_class=Response,
@@ -292,14 +298,8 @@ def create_app(config: ServingConfig, token: str | None = None,
             responses[key] = body
             while len(responses) > 4 * config.cache_windows:
                 responses.popitem(last=False)
-        if recorder is None:
-            return Response(body, media_type=GEOJSON, headers=answer_headers(view, None))
-        request_id = new_request_id()
-        return Response(body, media_type=GEOJSON, headers=answer_headers(view, request_id),
-                        background=after(recorder.hotspots, request_id=request_id,
-                                         issued_at=utc_now(), served=view, shadow=shadow,
-                                         moment=moment, window=window,
-                                         allow_stale=allow_stale, top=top))
+        return answered(body, GEOJSON, view, "hotspots", shadow=shadow, moment=moment,
+                        window=window, allow_stale=allow_stale, top=top)
 
     def drawn(body: bytes | None) -> Response:
         require_model()
