@@ -34,6 +34,7 @@ bench: install
 	mkdir -p bench_out && $(BIN)/crimecast generate --start 2020-01-01 --end 2024-12-31 \
 		--out bench_out/la_2020_2024.csv.gz
 	$(BIN)/python benchmarks/bench_scale.py bench_out/la_2020_2024.csv.gz 3 area_1h grid250_1d
+	$(BIN)/python benchmarks/bench_original.py bench_out/la_2020_2024.csv.gz 3
 
 clean-outputs:
 	rm -rf demo_out runs bench_out

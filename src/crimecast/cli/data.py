@@ -39,7 +39,6 @@ from crimecast.cli.views import (
     render_synthetic_banner,
     render_weather,
 )
-from crimecast.config import load_settings
 
 console = make_console()
 
@@ -66,6 +65,7 @@ def generate(
     config: ConfigOpt = None,
 ) -> None:
     """Generate synthetic LAPD-schema incidents calibrated to real LA aggregates."""
+    from crimecast.config import load_settings
     from crimecast.data.output import write_incidents, write_json, write_provenance
     from crimecast.synthetic.calibration import build_calibration_report
     from crimecast.synthetic.generate import generate_incidents
@@ -115,6 +115,7 @@ def clean(
 
     Extra file names after --data are read too: --data a.csv b.csv.
     """
+    from crimecast.config import load_settings
     from crimecast.data.prepare import prepare_incidents, write_clean_outputs
 
     settings = load_settings(config)
@@ -165,6 +166,7 @@ def features(
     config: ConfigOpt = None,
 ) -> None:
     """Clean incidents and build the leak-free feature panel with labels."""
+    from crimecast.config import load_settings
     from crimecast.executor import opened
     from crimecast.features.job import stream_features
 
@@ -213,6 +215,7 @@ def eda(
     import polars as pl
 
     from crimecast.cards.eda import eda_sections, render_eda_html
+    from crimecast.config import load_settings
     from crimecast.data.prepare import prepare_incidents
     from crimecast.data.weather import load_daily_weather
     from crimecast.errors import ConfigError
@@ -248,9 +251,9 @@ def weather(
     end: Annotated[str, typer.Option(help="Last day.")] = "2024-12-31",
 ) -> None:
     """Summarise the embedded Los Angeles weather series and report its gaps."""
-    from crimecast.data.weather import load_daily_weather, weather_gaps
-
     first, last = parse_date(start, "--start"), parse_date(end, "--end")
+    from crimecast.data.weather import load_daily_weather, weather_gaps  # after the checks
+
     daily = load_daily_weather()
     render_weather(console, daily, weather_gaps(daily, first, last))
 

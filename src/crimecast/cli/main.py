@@ -11,19 +11,20 @@ import logging
 from typing import Annotated
 
 import typer
-from rich.logging import RichHandler
 
 from crimecast import __version__
 from crimecast.cli.data import clean, eda, features, generate, schema, weather
 from crimecast.cli.errors import err_console, make_console
 from crimecast.cli.models import models_app
 from crimecast.cli.monitoring import compare, monitor
+from crimecast.cli.options import CommandGroup
 from crimecast.cli.pipeline import backtest, demo, run
 from crimecast.cli.sagemaker import sagemaker_app
 from crimecast.cli.serving import brief, predict, serve
 
 app = typer.Typer(
     name="crimecast",
+    cls=CommandGroup,
     help="Leak-free crime hotspot forecasting with a local-first MLOps pipeline.",
     no_args_is_help=True,
     add_completion=False,
@@ -49,6 +50,8 @@ def main(
     ] = False,
 ) -> None:
     """crimecast: forecast where crime concentrates in the next hour, shift, day or week."""
+    from rich.logging import RichHandler
+
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(message)s",

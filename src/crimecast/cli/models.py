@@ -12,10 +12,11 @@ import typer
 from rich.table import Table
 
 from crimecast.cli.errors import handle_errors, make_console
+from crimecast.cli.options import CommandGroup
 
 console = make_console()
 models_app = typer.Typer(help="The model registry: list versions, promote one to champion.",
-                         no_args_is_help=True)
+                         no_args_is_help=True, cls=CommandGroup)
 
 
 @models_app.command("list")

@@ -1,17 +1,40 @@
 """Options shared by several ``crimecast`` commands (one declaration each) and the
-checks of the values they share."""
+checks of the values they share.
+
+Cheap to import (no pydantic, Polars or NumPy): ``crimecast --help`` reads it.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
-from crimecast.config import Settings
 from crimecast.config.crime_types import CRIME_TYPES
 from crimecast.errors import CrimecastError
+
+if TYPE_CHECKING:
+    from crimecast.config import Settings
+
+
+class CommandGroup(TyperGroup):
+    """The group class of ``crimecast`` and its sub-apps (``models``, ``sagemaker``).
+
+    A group's ``--help`` flag is None when not given, and Typer builds a pydantic
+    TypeAdapter to coerce that None; so ``crimecast predict --help`` would load pydantic
+    for nothing. A False default is a bool, which Typer passes through as is. The help
+    text and behaviour are unchanged.
+    """
+
+    def get_help_option(self, ctx: Any) -> typer.core.TyperOption | None:
+        option = super().get_help_option(ctx)
+        if option is not None and option.default is None:
+            option.default = False
+        return option
+
 
 ConfigOpt = Annotated[
     Path | None,

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from crimecast.cli.data import synthetic_provenance
@@ -41,7 +40,9 @@ from crimecast.cli.options import (
     parse_date,
 )
 from crimecast.cli.views import render_synthetic_banner
-from crimecast.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from crimecast.config import Settings
 
 console = make_console()
 
@@ -73,6 +74,8 @@ def apply_run_flags(
 def run_with_progress(settings: Settings, paths: list[str], schema: str, tune: int,
                       executor: str | None = None) -> Any:
     """Run the pipeline with a progress bar and print the summary table."""
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     from crimecast.executor import opened
     from crimecast.pipeline.run import STEP_NAMES, run_pipeline
 
@@ -194,6 +197,7 @@ def demo(
     config: ConfigOpt = None,
 ) -> None:
     """Run the whole pipeline on the embedded (synthetic) data and show where it all is."""
+    from crimecast.config import load_settings
     from crimecast.data.output import write_incidents, write_provenance
     from crimecast.synthetic.generate import generate_incidents
 
@@ -246,6 +250,8 @@ def run(
     config: ConfigOpt = None,
 ) -> None:
     """Run the pipeline: process, train, evaluate, gate, card, register."""
+    from crimecast.config import load_settings
+
     settings = apply_run_flags(
         load_settings(config), model_type=model_type, use_smote=use_smote,
         split_ratio=train_test_split_ratio, f1_threshold=f1_threshold,
@@ -285,6 +291,7 @@ def backtest(
     config: ConfigOpt = None,
 ) -> None:
     """Rolling-origin backtest of every forecaster, trained at each origin as `run` trains."""
+    from crimecast.config import load_settings
     from crimecast.data.output import write_json, write_parquet
     from crimecast.executor import opened
     from crimecast.features.job import run_features

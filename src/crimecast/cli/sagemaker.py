@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from crimecast.cli.errors import handle_errors, make_console
+from crimecast.cli.options import CommandGroup
 from crimecast.pipeline.sagemaker_target import (
     DEFAULT_INSTANCE_TYPE,
     DEFAULT_PIPELINE_NAME,
@@ -27,7 +28,7 @@ from crimecast.pipeline.sagemaker_target import (
 console = make_console(soft_wrap=True)
 sagemaker_app = typer.Typer(
     help="Export, deploy and run the pipeline on SageMaker Pipelines; container entry points.",
-    no_args_is_help=True)
+    no_args_is_help=True, cls=CommandGroup)
 
 OutOpt = Annotated[Path, typer.Option("--out", help="Where to write the definition JSON.")]
 RoleOpt = Annotated[str | None, typer.Option("--role-arn", help="SageMaker execution role ARN.")]

@@ -14,10 +14,10 @@ import typer
 
 from crimecast.cli.errors import handle_errors, make_console
 from crimecast.cli.options import ConfigOpt, CrimeTypesOpt, SchemaOpt
-from crimecast.config import Settings
 from crimecast.errors import ConfigError
 
 if TYPE_CHECKING:
+    from crimecast.config import Settings
     from crimecast.serving.server import ModelSource
 
 err_console = make_console(stderr=True)

@@ -1,18 +1,23 @@
-"""Rich tables and banners the CLI prints. Presentation only: no computation."""
+"""Rich tables and banners the CLI prints. Presentation only: no computation.
+
+Cheap to import: what a table needs from Polars or the data modules is imported by the
+function that draws it, so ``crimecast --help`` never loads them.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import polars as pl
-from pydantic import BaseModel
-from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from crimecast.data.clean import REASONS, CleanReport
-from crimecast.data.schema import CANONICAL_SCHEMA
-from crimecast.synthetic.calibration import CalibrationReport
+if TYPE_CHECKING:
+    import polars as pl
+    from pydantic import BaseModel
+    from rich.console import Console
+
+    from crimecast.data.clean import CleanReport
+    from crimecast.synthetic.calibration import CalibrationReport
 
 
 def render_synthetic_banner(console: Console) -> None:
@@ -29,6 +34,8 @@ def render_synthetic_banner(console: Console) -> None:
 
 def render_clean_report(console: Console, report: CleanReport, title: str = "Clean report") -> None:
     """Print row accounting, quarantine reasons and excluded crime types."""
+    from crimecast.data.clean import REASONS
+
     table = Table(title=title, show_header=True)
     table.add_column("measure")
     table.add_column("rows", justify="right")
@@ -104,6 +111,8 @@ def render_calibration(console: Console, report: CalibrationReport) -> None:
 
 def render_weather(console: Console, daily: pl.DataFrame, gaps: BaseModel) -> None:
     """Print a summary of the daily weather series and its gap report."""
+    import polars as pl
+
     summary = daily.select(
         pl.len().alias("days"),
         pl.col("date").min().alias("first"),
@@ -122,6 +131,9 @@ def render_weather(console: Console, daily: pl.DataFrame, gaps: BaseModel) -> No
 
 def render_schema(console: Console) -> None:
     """Print the canonical schema and the cleaning rules in check order."""
+    from crimecast.data.clean import REASONS
+    from crimecast.data.schema import CANONICAL_SCHEMA
+
     table = Table(title="Canonical incident schema")
     table.add_column("column")
     table.add_column("dtype")

@@ -22,8 +22,9 @@ from pydantic import BaseModel, ConfigDict
 from shapely.geometry.base import BaseGeometry
 
 from crimecast.config import CleaningConfig
+from crimecast.data.canonical import text_frame
 from crimecast.data.geo import AreaSet, points_in_study_area
-from crimecast.data.load import SOURCE_ROW, RawTable
+from crimecast.data.load import RawTable
 from crimecast.data.schema import CANONICAL_COLUMNS, QUARANTINE_SCHEMA, conform
 from crimecast.errors import ReconciliationError
 
@@ -85,15 +86,20 @@ class CleanResult:
     areas: AreaSet | None = None
 
 
-def _enforcement_expr(config: CleaningConfig) -> pl.Expr:
+def _enforcement_expr(config: CleaningConfig, descriptions: pl.Series) -> pl.Expr:
     by_code = pl.col("crime_code").is_in(list(config.enforcement_codes))
     if not config.enforcement_patterns:
         return by_code
     pattern = "(?i)" + "|".join(re.escape(p) for p in config.enforcement_patterns)
-    return by_code | pl.col("crime_desc").fill_null("").str.contains(pattern)
+    # The patterns are matched once per distinct description, not once per row.
+    distinct = descriptions.fill_null("").unique()
+    matching = distinct.filter(distinct.str.contains(pattern))
+    return by_code | pl.col("crime_desc").fill_null("").is_in(matching.implode())
 
 
-def _rules(config: CleaningConfig, max_date: dt.date) -> list[tuple[str, pl.Expr, pl.Expr]]:
+def _rules(
+    config: CleaningConfig, max_date: dt.date, descriptions: pl.Series
+) -> list[tuple[str, pl.Expr, pl.Expr]]:
     """(reason, failing condition, detail) in the order they are checked."""
     occurred_day = pl.col("occurred_at").dt.date()
     lat, lon = pl.col("lat"), pl.col("lon")
@@ -125,7 +131,7 @@ def _rules(config: CleaningConfig, max_date: dt.date) -> list[tuple[str, pl.Expr
         ("missing_crime_type", pl.col("crime_code").is_null(), pl.lit("crime code is empty")),
     ]
     if config.exclude_enforcement_driven:
-        rules.append(("enforcement_driven_excluded", _enforcement_expr(config),
+        rules.append(("enforcement_driven_excluded", _enforcement_expr(config, descriptions),
                       value("{} {}", pl.col("crime_code"), pl.col("crime_desc").fill_null(""))))
     return rules
 
@@ -142,6 +148,22 @@ def _study_area_mask(parsed: pl.DataFrame, study_area: BaseGeometry | None) -> p
     return pl.Series("_in_study_area", inside)
 
 
+def _later_copies(ids: pl.Series, passing: pl.Series) -> pl.Series:
+    """True for a passing row whose id an earlier passing row already has.
+
+    Ids are compared exactly, but only among the rows whose 64-bit hash repeats:
+    a sort of hashes finds those far faster than a hash set of a million strings.
+    """
+    hashes = pl.select(pl.when(passing).then(ids.hash())).to_series()
+    ordered = hashes.drop_nulls().sort()
+    repeated = ordered.filter(ordered == ordered.shift(1)).unique()
+    duplicate = np.zeros(ids.len(), dtype=bool)
+    if repeated.len():
+        at = (hashes.is_in(repeated.implode()) & passing).arg_true()
+        duplicate[at.to_numpy()] = ~ids.gather(at).is_first_distinct().to_numpy()
+    return pl.Series("_duplicate", duplicate)
+
+
 def clean_incidents(
     parsed: pl.DataFrame,
     config: CleaningConfig,
@@ -154,32 +176,32 @@ def clean_incidents(
     is the default maximum occurrence date when the config sets none.
     """
     max_date = config.max_date or today or dt.date.today()
-    rules = _rules(config, max_date)
-    reason: pl.Expr = pl.lit(None, pl.String)
-    detail: pl.Expr = pl.lit(None, pl.String)
-    for code, failing, text in reversed(rules):
-        hit = failing.fill_null(False)
-        reason = pl.when(hit).then(pl.lit(code)).otherwise(reason)
-        detail = pl.when(hit).then(text).otherwise(detail)
-    staged = parsed.with_columns(_study_area_mask(parsed, study_area)).with_columns(
-        _reason=reason, _detail=detail
-    )
+    rules = _rules(config, max_date, parsed["crime_desc"])
+    codes = [code for code, _, _ in rules] + ["duplicate_id"]
+    # A row's reason is the first rule it fails, kept as that rule's number.
+    rule = pl.coalesce([pl.when(failing.fill_null(False)).then(pl.lit(i, pl.UInt8))
+                        for i, (_, failing, _) in enumerate(rules)])
+    # Lazy steps throughout: an eager with_columns would copy every column into one chunk.
+    staged = parsed.lazy().with_columns(_study_area_mask(parsed, study_area)) \
+        .with_columns(_rule=rule).collect()
     # Duplicates are judged among rows that pass every other rule, so a valid record
     # is kept even when an earlier copy of its id was quarantined for another reason.
-    passing = pl.col("_reason").is_null()
-    duplicate = passing & ~pl.col("incident_id").is_first_distinct().over(passing)
-    staged = staged.with_columns(
-        _reason=pl.when(duplicate).then(pl.lit("duplicate_id")).otherwise(pl.col("_reason")),
-        _detail=pl.when(duplicate)
-        .then(pl.format("incident id '{}' seen before", pl.col("incident_id")))
-        .otherwise(pl.col("_detail")),
+    duplicate = _later_copies(staged["incident_id"], staged["_rule"].is_null())
+    staged = staged.lazy().with_columns(
+        _rule=pl.when(duplicate).then(pl.lit(len(rules), pl.UInt8)).otherwise(pl.col("_rule"))
+    ).collect()
+    clean = staged.lazy().filter(pl.col("_rule").is_null()).select(CANONICAL_COLUMNS).collect()
+    # Details quote the offending values, so they are written for quarantined rows only.
+    texts = [text for _, _, text in rules]
+    texts.append(pl.format("incident id '{}' seen before", pl.col("incident_id")))
+    detail = pl.coalesce([pl.when(pl.col("_rule") == i).then(text) for i, text in enumerate(texts)])
+    quarantined = staged.lazy().filter(pl.col("_rule").is_not_null()).collect().with_columns(
+        reason=pl.col("_rule").replace_strict(list(range(len(codes))), codes,
+                                              return_dtype=pl.String),
+        detail=detail,
     )
-    clean = staged.filter(pl.col("_reason").is_null()).select(CANONICAL_COLUMNS)
-    quarantined = staged.filter(pl.col("_reason").is_not_null())
-    quarantine = conform(
-        quarantined.rename({"_reason": "reason", "_detail": "detail"}), QUARANTINE_SCHEMA
-    )
-    report = _report(staged, clean, quarantine)
+    quarantine = conform(quarantined, QUARANTINE_SCHEMA)
+    report = _report(staged, clean, quarantine, codes)
     if report.rows_in != report.rows_clean + report.rows_quarantined:
         raise ReconciliationError(
             f"row accounting failed: rows_in={report.rows_in} != rows_clean="
@@ -191,27 +213,31 @@ def clean_incidents(
     return CleanResult(clean=clean, quarantine=quarantine, report=report)
 
 
-def _report(staged: pl.DataFrame, clean: pl.DataFrame, quarantine: pl.DataFrame) -> CleanReport:
+def _report(
+    staged: pl.DataFrame, clean: pl.DataFrame, quarantine: pl.DataFrame, codes: list[str]
+) -> CleanReport:
     by_reason = {
         row["reason"]: row["len"]
-        for row in quarantine.group_by("reason").len().sort("len", descending=True).iter_rows(
-            named=True
-        )
+        for row in quarantine.group_by("reason").len()
+        .sort(["len", "reason"], descending=[True, False]).iter_rows(named=True)
     }
+    excluded_rule = codes.index("enforcement_driven_excluded") if (
+        "enforcement_driven_excluded" in codes) else -1
     excluded = (
-        staged.filter(pl.col("_reason") == "enforcement_driven_excluded")
+        staged.lazy().filter(pl.col("_rule") == excluded_rule)
         .group_by(pl.format("{} {}", pl.col("crime_code"), pl.col("crime_desc").fill_null(""))
                   .alias("type"))
         .len()
-        .sort("len", descending=True)
+        .sort(["len", "type"], descending=[True, False])  # ties in a fixed order
+        .collect()
     )
     files = (
-        staged.group_by("source_file", maintain_order=True)
+        staged.lazy().group_by("source_file", maintain_order=True)
         .agg(
             rows_in=pl.len(),
-            rows_clean=pl.col("_reason").is_null().sum(),
-            rows_quarantined=pl.col("_reason").is_not_null().sum(),
-        )
+            rows_clean=pl.col("_rule").is_null().sum(),
+            rows_quarantined=pl.col("_rule").is_not_null().sum(),
+        ).collect()
     )
     occurred = clean["occurred_at"]
     return CleanReport(
@@ -238,17 +264,11 @@ def attach_raw_values(quarantine: pl.DataFrame, raws: Sequence[RawTable]) -> pl.
         if rows.height == 0:
             continue
         original = [c for c in raw.frame.columns if not c.startswith("_")]
-        encoded = raw.frame.join(
-            rows.select(pl.col("source_row").alias(SOURCE_ROW)), on=SOURCE_ROW, how="semi"
-        ).select(
-            pl.col(SOURCE_ROW).alias("source_row"),
-            pl.struct(original).struct.json_encode().alias("_raw_json"),
-        )
-        parts.append(
-            rows.join(encoded, on="source_row", how="left", maintain_order="left")
-            .with_columns(raw=pl.col("_raw_json"))
-            .drop("_raw_json")
-        )
+        # Record r is row r - 1 of its raw frame (read_raw_csv numbers them so).
+        at = (rows["source_row"] - 1).cast(pl.UInt32)
+        picked = text_frame(raw.frame.select(pl.col(original).gather(at)))
+        parts.append(rows.with_columns(raw=picked.select(pl.struct(original).struct.json_encode())
+                                       .to_series()))
     if not parts:
         return quarantine
     return conform(pl.concat(parts, how="vertical"), QUARANTINE_SCHEMA)

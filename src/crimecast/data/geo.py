@@ -21,6 +21,7 @@ import shapely
 from shapely.geometry import mapping, shape
 
 from crimecast.data.areas import LAPD_AREAS
+from crimecast.data.study_mask import raster_of
 from crimecast.errors import CRSError, DataFileError, SchemaError
 
 logger = logging.getLogger(__name__)
@@ -235,9 +236,8 @@ def study_area(areas: AreaSet, buffer_m: float = 0.0) -> Any:
 def points_in_study_area(lat: np.ndarray, lon: np.ndarray, geom: Any) -> np.ndarray:
     """Boolean mask: point inside (or on the border of) ``geom``; NaN coordinates are False."""
     la, lo, ok = _points(lat, lon)
-    shapely.prepare(geom)
     out = np.zeros(la.size, dtype=bool)
-    out[ok] = shapely.intersects_xy(geom, lo[ok], la[ok])
+    out[ok] = raster_of(geom).contains_xy(lo[ok], la[ok])
     return out
 
 

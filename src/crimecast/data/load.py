@@ -10,7 +10,6 @@ cleaning are pure functions elsewhere.
 from __future__ import annotations
 
 import io
-import json
 import logging
 import re
 from collections import Counter
@@ -23,28 +22,33 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from crimecast.data import sniff
+from crimecast.data.canonical import (
+    CANONICAL_MAP,
+    is_native,
+    keep_canonical_flags,
+    parse_canonical,
+    text_frame,
+)
 from crimecast.data.lapd import LAPD_OPTIONAL_COLUMNS, LAPD_REQUIRED_COLUMNS, parse_lapd
 from crimecast.data.mapping import GENERIC_MAP, ColumnMap, load_column_map, parse_mapped
 from crimecast.data.parsing import blank_to_null
 from crimecast.data.schema import CANONICAL_COLUMNS
 from crimecast.data.sniff import sanitise_header
+from crimecast.data.utf8_csv import read_plain_utf8
 from crimecast.errors import DataFileError, DependencyError, SchemaError
 
 logger = logging.getLogger(__name__)
 
 SOURCE_ROW = "_source_row"
 SOURCE_FILE = "_source_file"
-# A run's clean.parquet (the canonical schema) read back as input.
-CANONICAL_MAP = ColumnMap(
-    name="canonical", incident_id="incident_id", occurred_at="occurred_at", lat="lat", lon="lon",
-    reported_at="reported_at", crime_type="crime_code", crime_desc="crime_desc", area="area_id",
-    area_name="area_name", district="district_id", premise="premise")
+SOURCE_COLUMNS = (SOURCE_ROW, SOURCE_FILE)
 _EXCEL_SERIAL_COPIES = ("DATE OCC", "Date Rptd")  # the West LA export repeats DATE OCC
 
 
 @dataclass(frozen=True)
 class RawTable:
-    """One file as read: every column as text, plus its path and row numbers.
+    """One file as read: every column as text (a parquet file's as stored; see
+    :func:`crimecast.data.canonical.text_frame`), plus its path and row numbers.
 
     ``_source_row`` is the 1-based ordinal of the record among the file's records
     (the header is row 0); blank lines are not records, so they get no number and
@@ -116,25 +120,6 @@ def _read_remote(path: str) -> bytes:
     return data
 
 
-def _text_column(series: pl.Series) -> pl.Series:
-    """One parquet column as text the parsers accept (datetimes as ISO 8601)."""
-    dtype = series.dtype
-    if isinstance(dtype, pl.Datetime):  # as write_csv writes it: 2024-01-01T10:30:00.000000
-        digits = {"ms": 3, "us": 6, "ns": 9}[dtype.time_unit or "us"]
-        zone = "%z" if dtype.time_zone else ""
-        return series.dt.to_string(f"%Y-%m-%dT%H:%M:%S%.{digits}f{zone}")
-    if dtype == pl.Date:
-        return series.dt.to_string("%Y-%m-%d")
-    if not dtype.is_nested():
-        try:
-            return series.cast(pl.String)
-        except pl.exceptions.PolarsError:  # durations, binary that is not UTF-8, ...
-            pass
-    encode = (lambda v: json.dumps(v, default=str)) if dtype.is_nested() else str
-    return pl.Series(series.name, [None if v is None else encode(v) for v in series.to_list()],
-                     dtype=pl.String)
-
-
 def _read_parquet(data: bytes, path: str, encoding: str) -> tuple[pl.DataFrame, list[str], int]:
     """Read parquet bytes: the all-text frame, its column names and 0 blank lines."""
     if encoding.lower().replace("_", "-") not in ("utf-8", "utf8"):
@@ -149,8 +134,7 @@ def _read_parquet(data: bytes, path: str, encoding: str) -> tuple[pl.DataFrame, 
             f"data file '{path}' is a truncated or corrupt parquet file ({detail}). "
             "Re-download or re-write the file."
         ) from exc
-    text = pl.DataFrame([_text_column(frame.to_series(i)) for i in range(frame.width)])
-    return text, frame.columns, 0
+    return frame, frame.columns, 0
 
 
 def _read_csv(data: bytes, path: str, encoding: str) -> tuple[pl.DataFrame, list[str], int]:
@@ -200,11 +184,20 @@ def read_raw_csv(path: str, encoding: str = "utf-8") -> RawTable:
     bytes) is read natively with datetimes as ISO 8601 text and ``encoding``
     ignored. Blank lines are skipped and counted, never numbered.
     """
-    unpacked = sniff.unpack(read_bytes(path), path)
-    if unpacked.layers:
-        logger.info("read %s: unpacked %s", path, " > ".join(unpacked.layers))
-    read = _read_parquet if unpacked.is_parquet else _read_csv
-    frame, names, blank = read(unpacked.data, path, encoding)
+    stored = read_bytes(path)
+    plain = read_plain_utf8(stored, path, encoding)
+    if plain is not None:
+        frame, names, blank = plain.frame, plain.names, 0
+        if plain.layer is not None:
+            logger.info("read %s: unpacked %s", path, plain.layer)
+        if plain.delimiter != ",":
+            logger.info("read %s: %s-delimited", path, sniff.DELIMITER_NAMES[plain.delimiter])
+    else:
+        unpacked = sniff.unpack(stored, path)
+        if unpacked.layers:
+            logger.info("read %s: unpacked %s", path, " > ".join(unpacked.layers))
+        read = _read_parquet if unpacked.is_parquet else _read_csv
+        frame, names, blank = read(unpacked.data, path, encoding)
     if frame.height == 0:
         skipped = f" ({blank} blank line(s) skipped)" if blank else ""
         raise DataFileError(f"data file '{path}' has a header but no data rows{skipped}.")
@@ -292,16 +285,6 @@ def check_duplicates(raw: RawTable, kind: str, column_map: ColumnMap | None) -> 
                           f"{listed[-1]} more than once; remove the duplicates.")
 
 
-def _keep_canonical_flags(parsed: pl.DataFrame, raw: pl.DataFrame) -> pl.DataFrame:
-    """A clean.parquet's own category and estimated-time flag win over re-derived ones."""
-    own = raw.select(
-        blank_to_null(pl.col("crime_category")),
-        pl.col("time_is_estimated").str.to_lowercase().replace_strict(
-            {"true": True, "false": False}, default=None, return_dtype=pl.Boolean),
-    )
-    return parsed.with_columns(pl.coalesce(pl.lit(own[c]), c).alias(c) for c in own.columns)
-
-
 def parse_table(raw: RawTable, kind: str, column_map: ColumnMap | None) -> pl.DataFrame:
     """Parse a raw table (``kind`` lapd, canonical, generic or a map) into the canonical schema."""
     check_duplicates(raw, kind, column_map)
@@ -315,9 +298,13 @@ def parse_table(raw: RawTable, kind: str, column_map: ColumnMap | None) -> pl.Da
             )
         absent = [c for c in LAPD_OPTIONAL_COLUMNS if c not in raw.frame.columns]
         # parse_lapd cannot broadcast a missing date column (Date Rptd): give it nulls.
-        return parse_lapd(raw.frame.with_columns(pl.lit(None, pl.String).alias(c) for c in absent))
-    parsed = parse_mapped(raw.frame, column_map or GENERIC_MAP, raw.path)
-    return _keep_canonical_flags(parsed, raw.frame) if kind == "canonical" else parsed
+        return parse_lapd(text_frame(raw.frame, keep=SOURCE_COLUMNS).with_columns(
+            pl.lit(None, pl.String).alias(c) for c in absent))
+    if kind == "canonical" and is_native(raw.frame):
+        return parse_canonical(raw.frame)
+    text = text_frame(raw.frame, keep=SOURCE_COLUMNS)
+    parsed = parse_mapped(text, column_map or GENERIC_MAP, raw.path)
+    return keep_canonical_flags(parsed, text) if kind == "canonical" else parsed
 
 
 def load_incidents(

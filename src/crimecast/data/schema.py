@@ -77,9 +77,7 @@ QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
 
 def conform(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     """Return ``frame`` with exactly ``schema``'s columns, in order; missing ones are null."""
-    return frame.select(
-        [
-            pl.col(name).cast(dtype) if name in frame.columns else pl.lit(None, dtype).alias(name)
-            for name, dtype in schema.items()
-        ]
-    )
+    return frame.lazy().select(  # lazy: an eager select copies chunked columns into one
+        pl.col(name).cast(dtype) if name in frame.columns else pl.lit(None, dtype).alias(name)
+        for name, dtype in schema.items()
+    ).collect()

@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from isal import isal_zlib
+
 from crimecast.errors import DataFileError
 
 logger = logging.getLogger(__name__)
@@ -30,15 +32,15 @@ PARQUET_MAGIC = b"PAR1"
 SAMPLE_BYTES = 8192
 MAX_LAYERS = 4
 
-_COMPRESSED = {"gzip": b"\x1f\x8b", "bz2": b"BZh", "xz": b"\xfd7zXZ\x00"}  # format: magic
-_SUFFIXES = {  # suffix: (what it promises, the tool that makes it)
+COMPRESSED_MAGIC = {"gzip": b"\x1f\x8b", "bz2": b"BZh", "xz": b"\xfd7zXZ\x00"}  # format: magic
+COMPRESSED_SUFFIXES = {  # suffix: (what it promises, the tool that makes it)
     ".gz": ("gzip-compressed", "gzip"), ".bz2": ("bz2-compressed", "bzip2"),
     ".xz": ("xz-compressed", "xz"), ".zip": ("a zip archive", "zip"),
 }
-_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
 _DATA_MEMBER = re.compile(r"\.(csv|tsv|txt|parquet)(\.(gz|bz2|xz))?$", re.IGNORECASE)
 # Formats crimecast does not read, recognised so the advice can name them.
-_ARCHIVES: tuple[tuple[bytes, str], ...] = (
+ARCHIVE_MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
     (b"Rar!\x1a\x07", "a RAR archive"),
     (b"\x28\xb5\x2f\xfd", "Zstandard-compressed"),
@@ -69,10 +71,26 @@ class Unpacked:
     layers: tuple[str, ...] = ()
 
 
+def _gunzip(data: bytes) -> bytes:
+    """gzip content, one member through ISA-L (about 2.5x zlib); the rest by the stdlib.
+
+    Anything but one intact member (several members, a truncated or corrupt
+    stream) goes to :func:`gzip.decompress`, so errors read as they always did.
+    """
+    try:
+        member = isal_zlib.decompressobj(31)
+        out = member.decompress(data)
+        if member.eof and not member.unused_data.strip(b"\x00"):
+            return out
+    except isal_zlib.error:  # type: ignore[misc]  # an Exception; the stub says otherwise
+        pass
+    return gzip.decompress(data)
+
+
 def _decompress(data: bytes, fmt: str, path: str) -> bytes:
     try:
         if fmt == "gzip":
-            return gzip.decompress(data)
+            return _gunzip(data)
         if fmt == "bz2":
             return bz2.decompress(data)
         return lzma.decompress(data)
@@ -130,8 +148,8 @@ def unpack(data: bytes, path: str) -> Unpacked:
     """
     layers: list[str] = []
     while True:
-        fmt = next((f for f, magic in _COMPRESSED.items() if data.startswith(magic)), None)
-        if fmt is None and data.startswith(_ZIP_MAGIC):
+        fmt = next((f for f, magic in COMPRESSED_MAGIC.items() if data.startswith(magic)), None)
+        if fmt is None and data.startswith(ZIP_MAGIC):
             fmt = "zip"
         if fmt is None:
             break
@@ -146,15 +164,15 @@ def unpack(data: bytes, path: str) -> Unpacked:
         else:
             data = _decompress(data, fmt, path)
             layers.append(fmt)
-    for magic, name in _ARCHIVES:
+    for magic, name in ARCHIVE_MAGIC:
         if data.startswith(magic):
             raise DataFileError(
                 f"data file '{path}' is {name}, which crimecast does not unpack. Extract it and "
                 "pass the CSV to --data (gzip, bz2, xz and zip files are read directly)."
             )
     suffix = PurePosixPath(path).suffix.lower()
-    if not layers and suffix in _SUFFIXES:
-        what, tool = _SUFFIXES[suffix]
+    if not layers and suffix in COMPRESSED_SUFFIXES:
+        what, tool = COMPRESSED_SUFFIXES[suffix]
         raise DataFileError(
             f"data file '{path}' ends in {suffix} but is not {what}. "
             f"Rename it without {suffix} or compress it with {tool}."
@@ -184,7 +202,7 @@ def _wide_text_guess(sample: bytes) -> str | None:
     return None
 
 
-def _refuse_binary(data: bytes, path: str) -> None:
+def refuse_binary(data: bytes, path: str) -> None:
     """Raise when the first bytes are not text in a single-byte or UTF-8 encoding."""
     sample = data[:SAMPLE_BYTES]
     for magic, name in _BINARY:
@@ -245,7 +263,7 @@ def decode_text(data: bytes, path: str, encoding: str = "utf-8") -> tuple[str, s
                            "%s as --encoding says; pass --encoding utf-8 if its text looks "
                            "wrong", path, encoding)
     if not codec.startswith(("utf-16", "utf-32")):
-        _refuse_binary(data, path)
+        refuse_binary(data, path)
     try:
         text = data.decode(codec)
     except UnicodeDecodeError as exc:
