@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 _SHARED: Any = None  # the shared input inside a pool worker (set by its initializer)
+_SIDE_BY_SIDE = False  # inside limited(): other workers use the other cores
 
 
 class Executor(Protocol):
@@ -62,11 +63,23 @@ def _call(func: Callable[[Any, T], R], item: T) -> R:
 def limited(func: Callable[[Any, T], R], shared: Any, item: T) -> R:
     """``func(shared, item)`` with one BLAS/OpenMP thread: workers share the machine's
     cores, and a fixed thread count keeps floating-point sums (LightGBM histograms,
-    BLAS) in the same order on every executor, so their results are identical."""
+    BLAS) in the same order on every executor, so their results are identical. While it
+    runs, :func:`shares_cores` is true."""
+    global _SIDE_BY_SIDE
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=1):
-        return func(shared, item)
+    before, _SIDE_BY_SIDE = _SIDE_BY_SIDE, True
+    try:
+        with threadpool_limits(limits=1):
+            return func(shared, item)
+    finally:
+        _SIDE_BY_SIDE = before
+
+
+def shares_cores() -> bool:
+    """Whether this process runs an item side by side with other workers (inside
+    :func:`limited`), so a computation should not start threads of its own."""
+    return _SIDE_BY_SIDE
 
 
 class LocalExecutor:

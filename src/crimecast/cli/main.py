@@ -8,6 +8,7 @@ they are registered here in the order ``--help`` lists them.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Annotated
 
 import typer
@@ -42,8 +43,16 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+# Polars allocates through jemalloc, which keeps freed pages for seconds before giving them
+# back; a batch command that reads a large file and then builds a panel would hold both at
+# once. Batch commands return them at once (the server keeps the default: latency first).
+# Polars is not loaded yet when the callback runs; a _RJEM_MALLOC_CONF already set wins.
+RETURN_FREED_MEMORY = "dirty_decay_ms:0,muzzy_decay_ms:0"
+
+
 @app.callback()
 def main(
+    ctx: typer.Context,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress.")] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
@@ -51,6 +60,9 @@ def main(
 ) -> None:
     """crimecast: forecast where crime concentrates in the next hour, shift, day or week."""
     from rich.logging import RichHandler
+
+    if ctx.invoked_subcommand != "serve":
+        os.environ.setdefault("_RJEM_MALLOC_CONF", RETURN_FREED_MEMORY)
 
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,

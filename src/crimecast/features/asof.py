@@ -87,7 +87,10 @@ def event_table(
         lat=pl.col("lat"),
         lon=pl.col("lon"),
     )
-    return table.filter(pl.col("_u") >= 0)
+    table = table.filter(pl.col("_u") >= 0)
+    # One chunk for the counting columns: the features read them as numpy arrays (read-only
+    # views, no copy each time).
+    return table.with_columns(table[c].rechunk() for c in ("_u", "occ", "avail"))
 
 
 def interval_counts(
@@ -225,7 +228,13 @@ def occurrence_counts(
     if max_delay is not None:
         keep = avail - occ <= max_delay
         units, occ = units[keep], occ[keep]
-    return interval_counts(units, occ, occ, grid)
+    if isinstance(grid, Rows):
+        return interval_counts(units, occ, occ, grid)
+    # One-bin intervals: a histogram of the events inside the grid (the same counts).
+    inside = (occ >= grid.first_bin) & (occ <= grid.last_bin)
+    cell = units[inside] * grid.n_bins + (occ[inside] - grid.first_bin)
+    counts = np.bincount(cell, minlength=grid.n_units * grid.n_bins)
+    return counts.astype(np.float32).reshape(grid.n_units, grid.n_bins)
 
 
 def day_window_counts(

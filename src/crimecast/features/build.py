@@ -12,6 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from concurrent.futures import Executor as ThreadPool
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +22,7 @@ import polars as pl
 
 from crimecast.config import FeatureConfig
 from crimecast.errors import ConfigError, DataError
-from crimecast.executor import SERIAL, Executor
+from crimecast.executor import SERIAL, Executor, shares_cores
 from crimecast.features.asof import (
     PanelGrid,
     Rows,
@@ -35,10 +37,10 @@ from crimecast.features.blocks import (
     plan_blocks,
     warmup_bins,
 )
-from crimecast.features.calendar import calendar_features, holiday_dates, join_weather
 from crimecast.features.catalog import CATALOG
 from crimecast.features.context import FeatureContext, incident_events
-from crimecast.features.history import NEAR_KEY, settled_daily_history
+from crimecast.features.frame import BIN, UNIT, assemble, per_bin_context
+from crimecast.features.history import NEAR_KEY, prefetch_near_repeat, settled_daily_history
 from crimecast.features.labels import topk_label, topk_label_at, zscore_label, zscore_label_at
 from crimecast.features.meta import build_meta
 from crimecast.features.timebins import TimeBinning
@@ -48,8 +50,6 @@ logger = logging.getLogger(__name__)
 
 SHARED_DAILY_BYTES = 256 * 1024 * 1024
 PANEL_KEYS = (NEAR_KEY, "sepp_index_")  # per event and unit: the same in every block
-UNIT = "_u"
-BIN = "_b"
 AUTO_Z_WINDOW = {"1h": 168, "8h": 42, "12h": 28, "1d": 28, "7d": 8}
 
 
@@ -77,15 +77,30 @@ def _range(
     return first, last
 
 
-def declared_matrices(context: FeatureContext) -> dict[str, np.ndarray]:
-    """Run every as-of declaration of the catalogue; (units × bins) float32 at issue rows."""
+# Features computed in a second thread (see declared_matrices): kernel smoothing, the SEPP and
+# the near-repeat geometry, about half the work, independent of the counts the rest read.
+BACKGROUND = ("kde_", "sepp_", "near_repeat_")
+
+
+def declared_matrices(context: FeatureContext, pool: ThreadPool | None = None
+                      ) -> dict[str, np.ndarray]:
+    """Run every as-of declaration of the catalogue; (units × bins) float32 at issue rows.
+
+    With ``pool`` (one thread) the :data:`BACKGROUND` features are computed there while this
+    thread computes the others: numpy and geometry release the GIL, so two cores share the
+    work. The values do not depend on the thread (the context computes each shared
+    intermediate once, whoever asks first); the columns come in catalogue order."""
+    specs = {spec.name: spec.compute for spec in CATALOG
+             if spec.source == "asof" and spec.compute is not None}
+    ahead = {name: pool.submit(compute, context) for name, compute in specs.items()
+             if pool is not None and name.startswith(BACKGROUND)}
+    computed = {name: compute(context) for name, compute in specs.items() if name not in ahead}
+    computed.update((name, future.result()) for name, future in ahead.items())
     out: dict[str, np.ndarray] = {}
-    for spec in CATALOG:
-        if spec.source != "asof" or spec.compute is None:
-            continue
-        matrix = spec.compute(context)
+    for name in specs:
+        matrix = computed.pop(name)
         if matrix is not None:
-            out[spec.name] = np.asarray(matrix, dtype=np.float32)
+            out[name] = np.asarray(matrix, dtype=np.float32)
     return out
 
 
@@ -134,7 +149,7 @@ def share_panel_work(inputs: PanelInputs, context: FeatureContext) -> None:
     """Keep what ``context`` computed once per panel (pairs, weights) for later blocks."""
     for key, value in context.cache.items():
         if isinstance(key, str) and key.startswith(PANEL_KEYS):
-            inputs.shared.setdefault(key, value)
+            inputs.shared.setdefault(key, value.result() if isinstance(value, Future) else value)
 
 
 def warm(inputs: PanelInputs) -> PanelInputs:
@@ -159,7 +174,15 @@ def build_block(inputs: PanelInputs, block: Block, nan_as_null: bool = True) -> 
                              unit_index=inputs.unit_index, z_window=inputs.z_window,
                              skip=max(0, block.skip - shift))
     context.cache.update(inputs.shared)  # panel-wide results every block reads
-    matrices = declared_matrices(context)
+    rows = PanelGrid(n_units=grid.n_units, first_bin=block.lo, n_bins=block.hi - block.lo + 1)
+    if shares_cores():  # other workers use the other cores: no thread of this block's own
+        per_bin = per_bin_context(rows, inputs.binning, config, inputs.weather, shift)
+        matrices = declared_matrices(context)
+    else:  # a second thread shares the work, starting with the costliest geometry
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crimecast-features") as pool:
+            prefetch_near_repeat(context, pool)
+            per_bin = per_bin_context(rows, inputs.binning, config, inputs.weather, shift)
+            matrices = declared_matrices(context, pool)
     share_panel_work(inputs, context)
     context.cache.clear()
     columns: dict[str, np.ndarray] = {}
@@ -172,7 +195,7 @@ def build_block(inputs: PanelInputs, block: Block, nan_as_null: bool = True) -> 
     n_bins = block.hi - block.lo + 1
     unit = np.repeat(np.arange(grid.n_units, dtype=np.int64), n_bins)
     bin_ = np.tile(np.arange(block.lo, block.hi + 1, dtype=np.int64), grid.n_units)
-    return _assemble(columns, unit, bin_, inputs, shift, nan_as_null)
+    return assemble(columns, unit, bin_, inputs, shift, nan_as_null, per_bin)
 
 
 def build_rows(inputs: PanelInputs, unit: np.ndarray, bin_: np.ndarray) -> pl.DataFrame:
@@ -205,7 +228,7 @@ def build_rows(inputs: PanelInputs, unit: np.ndarray, bin_: np.ndarray) -> pl.Da
     for values in columns.values():
         values[early] = np.nan
     columns.update(row_targets(inputs, unit, bin_))
-    return _assemble(columns, unit, bin_, inputs, shift)
+    return assemble(columns, unit, bin_, inputs, shift)
 
 
 def row_targets(inputs: PanelInputs, unit: np.ndarray, bin_: np.ndarray
@@ -288,60 +311,6 @@ def _targets(
     elif config.label == "topk":
         out["target_hotspot"] = topk_label(counts, config.topk_pct, first_bin)
     return out
-
-
-def per_bin_context(
-    grid: PanelGrid, binning: TimeBinning, config: FeatureConfig,
-    weather: pl.DataFrame | None, shift: int,
-) -> pl.DataFrame:
-    """Calendar and weather for each bin (computed once per bin, then tiled)."""
-    bins = pl.DataFrame({BIN: np.arange(grid.first_bin, grid.last_bin + 1, dtype=np.int64)})
-    bins = bins.with_columns(bin_start=binning.start(BIN))
-    first_day = binning.start_of(grid.first_bin).date()
-    last_day = binning.start_of(grid.last_bin).date() + dt.timedelta(days=8)
-    bins = bins.with_columns(
-        calendar_features(pl.col("bin_start"), binning.hours, holiday_dates(first_day, last_day))
-    )
-    if weather is not None and config.weather != "none":
-        if config.weather == "same_bin":
-            day = pl.col("bin_start").dt.date()
-        else:  # the last fully observed day before the forecast is issued
-            day = (binning.start(pl.col(BIN) - shift) - pl.duration(days=1)).dt.date()
-        bins = join_weather(bins.with_columns(_wday=day), weather, "_wday").drop("_wday")
-    return bins
-
-
-def _assemble(
-    columns: dict[str, np.ndarray], unit: np.ndarray, bin_: np.ndarray, inputs: PanelInputs,
-    shift: int, nan_as_null: bool = True,
-) -> pl.DataFrame:
-    """Build the frame of rows ``(unit, bin_)``: keys, per-unit and per-bin context,
-    features, targets."""
-    units = inputs.units
-    first = int(bin_.min()) if bin_.size else 0
-    span = PanelGrid(n_units=len(units), first_bin=first,
-                     n_bins=int(bin_.max()) - first + 1 if bin_.size else 0)
-    per_bin = per_bin_context(span, inputs.binning, inputs.config, inputs.weather, shift)
-    at = bin_ - first
-    data: dict[str, pl.Series] = {
-        UNIT: pl.Series(unit),
-        BIN: pl.Series(bin_),
-        "unit_id": pl.Series(list(units.ids)).gather(unit),
-        "region": pl.Series(list(units.region)).gather(unit),
-        "population": pl.Series(units.population.astype(np.float32)[unit]),
-    }
-    for name in per_bin.columns:
-        if name != BIN:
-            data[name] = per_bin[name].gather(at)
-    for name in list(columns):
-        values = columns.pop(name)
-        data[name] = pl.Series(name, values.astype(np.int32) if name == "target_count"
-                               else values.astype(np.float32, copy=False))
-    frame = pl.DataFrame(data)
-    flags = [c for c in frame.columns if c.startswith("was_") or c == "target_hotspot"]
-    if nan_as_null:
-        frame = frame.with_columns(pl.col(pl.Float32).fill_nan(None))
-    return frame.with_columns(pl.col(flags).fill_nan(None).cast(pl.Int8))
 
 
 def rebuild_column(

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import threading
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,9 +29,8 @@ from crimecast.features.asof import (
     Target,
     event_table,
     interval_counts,
-    lag_counts,
-    window_counts,
 )
+from crimecast.features.counts import GridCounts
 from crimecast.features.kde import smooth_snapshots, snapshot_counts, snapshot_of
 from crimecast.features.timebins import STEPS_HOURS, TimeBinning
 from crimecast.features.units import UnitSet
@@ -38,6 +39,8 @@ from crimecast.features.units import UnitSet
 # built once per panel and shared by its blocks (~50 bytes each while built); above it,
 # each block or row set builds the pairs of the events it can read (identical values).
 PANEL_PAIRS = 60_000_000
+EVENT_XY = "event_xy"
+_MISSING = object()
 ALL_HISTORY = math.inf  # the look-back of "all history" features, in days
 WEEK_WINDOWS: dict[str, int | None] = {"1w": 1, "4w": 4, "13w": 13, "26w": 26, "52w": 52,
                                        "104w": 104, "all": None}
@@ -75,8 +78,8 @@ def incident_events(clean: pl.DataFrame, units: UnitSet, config: FeatureConfig
     """The binning, each incident's unit index and the per-event counting table
     (:func:`crimecast.features.asof.event_table`) of ``clean`` under ``config``."""
     binning = TimeBinning(config.time_bin, config.shift_start_hour)
-    area_id = clean["area_id"].to_numpy() if "area_id" in clean.columns else None
-    district = clean["district_id"].to_numpy() if "district_id" in clean.columns else None
+    area_id = clean["area_id"] if "area_id" in clean.columns else None  # ids: no numpy copy
+    district = clean["district_id"] if "district_id" in clean.columns else None
     unit_index = units.assign(clean["lat"].to_numpy(), clean["lon"].to_numpy(),
                               area_id=area_id, district_id=district)
     return binning, unit_index, event_table(clean, unit_index, binning, config.delay_aware)
@@ -104,6 +107,8 @@ class FeatureContext:
     # Leading grid columns whose values are dropped (a time block's warm-up): a costly
     # feature that never reads other columns may leave them NaN (see :meth:`kept_rows`).
     skip: int = 0
+    # Features may be computed in two threads (crimecast.features.build): the cache's lock.
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def target(self) -> Target:
@@ -122,20 +127,46 @@ class FeatureContext:
         return self.events if category is None else self.events.filter(
             pl.col("category") == category)
 
+    def arrays(self, category: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The events' (of ``category``) unit, occurrence and availability bins (int64),
+        taken out of the frame once."""
+        def make() -> tuple[np.ndarray, ...]:
+            events = self._subset(category)
+            return tuple(np.ascontiguousarray(events[c].to_numpy())
+                         for c in ("_u", "occ", "avail"))
+        arrays: tuple[np.ndarray, np.ndarray, np.ndarray] = self.shared(("arrays", category),
+                                                                        make)
+        return arrays
+
+    def _counts(self) -> GridCounts | None:
+        """The shared sums of every event on the dense grid (None for requested rows)."""
+        if self.rows is not None:
+            return None
+        counts: GridCounts = self.shared("grid_counts",
+                                         lambda: GridCounts.build(*self.arrays(), self.grid))
+        return counts
+
     def trailing(self, bins: int, category: str | None = None) -> np.ndarray:
         """Events known at each issue row that occurred in the ``bins`` bins before it."""
-        key = ("trailing", bins, category)
-        if key not in self.cache:
-            self.cache[key] = window_counts(self._subset(category), self.target, bins)
-        matrix: np.ndarray = self.cache[key]
+        def make() -> np.ndarray:
+            counts = self._counts() if category is None else None
+            if counts is not None:
+                return counts.window(bins)
+            units, occ, avail = self.arrays(category)
+            return interval_counts(units, avail, occ + bins, self.target)
+        matrix: np.ndarray = self.shared(("trailing", bins, category), make)
         return matrix
 
     def lag(self, bins: int) -> np.ndarray:
         """Events known at each issue row that occurred exactly ``bins`` bins before it."""
-        key = ("lag", bins)
-        if key not in self.cache:
-            self.cache[key] = lag_counts(self.events, self.target, bins)
-        matrix: np.ndarray = self.cache[key]
+        def make() -> np.ndarray:
+            counts = self._counts()
+            if counts is not None:
+                return counts.lag(bins)
+            units, occ, avail = self.arrays()
+            target = occ + bins
+            return interval_counts(units, np.maximum(avail, target), target, self.target)
+        matrix: np.ndarray = self.shared(("lag", bins), make)
         return matrix
 
     def neighbours(self, bins: int) -> np.ndarray:
@@ -214,16 +245,15 @@ class FeatureContext:
     def citywide(self, bins: int) -> np.ndarray:
         """Events known at each issue row over the trailing ``bins`` in the whole study area
         (one value per :meth:`issue_rows`)."""
-        key = ("citywide", bins)
-        if key not in self.cache:
+        def make() -> np.ndarray:
+            if self.rows is None:  # every event lies in some unit: their sum (exact integers)
+                return self.trailing(bins).sum(axis=0, dtype=np.float32)
             rows = self.issue_rows()
             occ, avail = self.events["occ"].to_numpy(), self.events["avail"].to_numpy()
             everywhere = Rows(unit=np.zeros(rows.size, np.int64), row=rows,
                               first_bin=int(rows.min()) if rows.size else 0, n_units=1)
-            counts = interval_counts(np.zeros(occ.size, np.int64), avail, occ + bins,
-                                     everywhere)
-            self.cache[key] = counts
-        matrix: np.ndarray = self.cache[key]
+            return interval_counts(np.zeros(occ.size, np.int64), avail, occ + bins, everywhere)
+        matrix: np.ndarray = self.shared(("citywide", bins), make)
         return matrix
 
     def base_bandwidth(self) -> float:
@@ -256,20 +286,23 @@ class FeatureContext:
 
     def _snapshots(self, bins: int, multiple: float, every_days: int
                    ) -> tuple[np.ndarray, np.ndarray]:
-        key = ("kde", bins, multiple, every_days)
-        if key not in self.cache:
-            self.cache[key] = self._smoothed(bins, multiple, every_days)
-        pair: tuple[np.ndarray, np.ndarray] = self.cache[key]
+        pair: tuple[np.ndarray, np.ndarray] = self.shared(
+            ("kde", bins, multiple, every_days), lambda: self._smoothed(bins, multiple, every_days))
         return pair
 
     def _smoothed(self, bins: int, multiple: float, every_days: int
                   ) -> tuple[np.ndarray, np.ndarray]:
         every = self.snapshot_every(every_days)
         snap = snapshot_of(self.kept_rows(), every)
-        points, index = np.unique(snap, return_inverse=True)
-        occ, avail = self.events["occ"].to_numpy(), self.events["avail"].to_numpy()
-        counts = snapshot_counts(self.events["_u"].to_numpy(), avail, occ + bins, points,
-                                 len(self.units))
+        if self.rows is None and snap.size:  # consecutive rows: every snapshot in between
+            points = np.arange(snap[0], snap[-1] + 1, every, dtype=np.int64)
+            index = (snap - snap[0]) // every
+        else:
+            points, index = np.unique(snap, return_inverse=True)
+        def make() -> np.ndarray:
+            units, occ, avail = self.arrays()
+            return snapshot_counts(units, avail, occ + bins, points, len(self.units))
+        counts = self.shared(("kde_counts", bins, every), make)  # the same for every bandwidth
         smooth = smooth_snapshots(counts, self.units, self.base_bandwidth() * multiple)
         total = smooth.sum(axis=0, dtype=np.float64)[index]
         if self.rows is not None:
@@ -278,7 +311,7 @@ class FeatureContext:
 
     def event_xy(self) -> tuple[np.ndarray, np.ndarray]:
         """The events' coordinates in the units' projected CRS (metres), projected once."""
-        xy: tuple[np.ndarray, np.ndarray] = self.shared("event_xy",
+        xy: tuple[np.ndarray, np.ndarray] = self.shared(EVENT_XY,
                                                         lambda: self.project(self.events))
         return xy
 
@@ -290,8 +323,30 @@ class FeatureContext:
         """:func:`pairs_panel_wide` for this context's events and units."""
         return pairs_panel_wide(self.events.height, self.units, radius_m)
 
-    def shared(self, key: str, make: Any) -> Any:
-        """Compute ``make()`` once per build under ``key`` (for features built together)."""
-        if key not in self.cache:
-            self.cache[key] = make()
-        return self.cache[key]
+    def shared(self, key: Any, make: Any) -> Any:
+        """Compute ``make()`` once per build under ``key`` (for features built together); a
+        thread asking while another computes it (or :meth:`ahead` started it) waits."""
+        with self.lock:
+            entry = self.cache.get(key, _MISSING)
+            mine = entry is _MISSING
+            if mine:
+                entry = self.cache[key] = Future()
+        if isinstance(entry, Future):
+            if mine:
+                try:
+                    entry.set_result(make())
+                except BaseException as exc:
+                    entry.set_exception(exc)
+                    del self.cache[key]  # a later call tries again
+                    raise
+            value = entry.result()
+            self.cache[key] = value
+            return value
+        return entry
+
+    def ahead(self, key: Any, make: Any, pool: Executor) -> None:
+        """Start ``make()`` for :meth:`shared` ``key`` in ``pool`` (a thread: geometry and
+        numpy release the GIL), so it runs alongside the features computed before it."""
+        with self.lock:
+            if key not in self.cache:
+                self.cache[key] = pool.submit(make)

@@ -17,7 +17,6 @@ import polars as pl
 import pyproj
 import scipy.sparse as sp
 import shapely
-from scipy.spatial import cKDTree
 
 from crimecast.data.geo import WGS84, AreaSet, resolve_crs, transform_geometry, utm_crs_for
 from crimecast.errors import ConfigError, DataError, DependencyError
@@ -25,6 +24,9 @@ from crimecast.errors import ConfigError, DataError, DependencyError
 _DENSE_LOOKUP_MAX = 4_000_000  # bounding-box cells for a dense (col, row) -> index table
 _QUAD_SEGS = 8
 _BIN_PAIRS_MAX = 2_000_000
+# Bins across a polygon's median extent: finer bins settle more points without a test
+# (24 measured fastest on the LAPD areas: 30% under 8; 64 costs more in bin tests).
+_BINS_PER_SPAN = 24
 _POINT_CHUNK = 250_000
 
 
@@ -220,7 +222,8 @@ def polygons_within(
     ob = shapely.bounds(outer)
     x0, y0 = ob[:, 0].min(), ob[:, 1].min()
     span = ob[:, 2:] - ob[:, :2]
-    size = max(float(np.median(span)) / 8, math.sqrt(np.prod(ob[:, 2:].max(0) - (x0, y0)) / 2e6))
+    size = max(float(np.median(span)) / _BINS_PER_SPAN,
+               math.sqrt(np.prod(ob[:, 2:].max(0) - (x0, y0)) / 2e6))
     size = max(size, 1.0)
     total = float(np.prod(np.floor(span / size) + 2, axis=1).sum())
     size *= max(1.0, math.sqrt(total / _BIN_PAIRS_MAX))
@@ -245,7 +248,9 @@ def polygons_within(
         pi, pj = np.floor((cx - x0) / size), np.floor((cy - y0) / size)
         ok = np.flatnonzero((pi >= 0) & (pi < nbx) & (pj >= 0) & (pj < nby))  # False for NaN
         key = pj[ok].astype(np.int64) * nbx + pi[ok].astype(np.int64)
-        order = ok[np.argsort(key, kind="stable")]
+        # The same stable order; 16-bit keys sort by radix, ~10x faster than 64-bit ones.
+        small = key.astype(np.uint16) if nbx * nby <= 1 << 16 else key
+        order = ok[np.argsort(small, kind="stable")]
         counts = np.bincount(key, minlength=nbx * nby)
         per_pair = counts[pair_bin]
         rep = np.repeat(np.arange(per_pair.size), per_pair)
@@ -375,6 +380,8 @@ def grouped_voronoi(
 
 def gaussian_weights(centroids: np.ndarray, bandwidth: float, cutoff: float) -> sp.csr_matrix:
     """Row-normalised ``exp(-d²/2h²)`` between points (self included), 0 beyond cutoff*h."""
+    from scipy.spatial import cKDTree  # imported when kernels are first built
+
     pairs = cKDTree(centroids).query_pairs(cutoff * bandwidth, output_type="ndarray")
     n = len(centroids)
     i = np.r_[pairs[:, 0], pairs[:, 1], np.arange(n)]

@@ -11,6 +11,7 @@ issue rows, as every declaration's ``compute`` does.
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import Executor, Future
 
 import numpy as np
 import polars as pl
@@ -18,12 +19,12 @@ import polars as pl
 from crimecast.features.asof import (
     day_window_counts,
     event_table,
+    interval_counts,
     occurrence_counts,
     row_trailing_stats,
     trailing_stats,
-    window_counts,
 )
-from crimecast.features.context import FeatureContext
+from crimecast.features.context import EVENT_XY, FeatureContext
 from crimecast.features.daily import DailyHistory, DailyRows, daily_history
 from crimecast.features.timebins import TimeBinning
 
@@ -109,16 +110,32 @@ def daily_rows(c: FeatureContext) -> DailyRows:
     return history
 
 
+def prefetch_near_repeat(c: FeatureContext, pool: Executor) -> None:
+    """Start the panel-wide near-repeat pairs (and the events' projection, which the SEPP
+    reads too) in ``pool``, to overlap the other features; :func:`near_repeat` waits."""
+    radius = c.config.near_repeat_radius_m
+    if c.rows is not None or NEAR_KEY in c.cache or not c.panel_wide(radius):
+        return
+    c.ahead(EVENT_XY, lambda: c.project(c.events), pool)
+    xy = c.cache[EVENT_XY]
+
+    def pairs() -> tuple[np.ndarray, np.ndarray]:
+        x, y = xy.result() if isinstance(xy, Future) else xy
+        return c.units.within_xy(x, y, radius)
+    c.ahead(NEAR_KEY, pairs, pool)
+
+
 def near_repeat(c: FeatureContext) -> np.ndarray:
     """Events known at issue time within the radius of each unit over the trailing hours."""
     radius, window = c.config.near_repeat_radius_m, c.bins(c.config.near_repeat_hours / 24)
     if c.panel_wide(radius):  # the pairs once per panel, shared by its blocks
-        events = c.events
+        _, occ, avail = c.arrays()
         event_idx, unit_idx = c.shared(NEAR_KEY, lambda: c.units.within_xy(*c.event_xy(),
                                                                            radius))
     else:  # only the events this block's rows can count
         events = c.events_reaching(c.issue_rows(), window)
+        occ, avail = events["occ"].to_numpy(), events["avail"].to_numpy()
         event_idx, unit_idx = c.units.within_xy(*c.project(events), radius)
-    near = events.select("occ", "avail")[event_idx].with_columns(
-        _u=pl.Series(unit_idx, dtype=pl.Int64))
-    return window_counts(near, c.target, window)
+    # window_counts of the (event, unit) pairs, without a frame of them
+    return interval_counts(np.asarray(unit_idx, dtype=np.int64), avail[event_idx],
+                           occ[event_idx] + window, c.target)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.ndimage import correlate1d
 
 from crimecast.features.units import UnitSet
 
@@ -36,12 +35,30 @@ def snapshot_of(rows: np.ndarray, every: int) -> np.ndarray:
     return (np.asarray(rows, dtype=np.int64) // every) * every
 
 
+def _positions(snapshots: np.ndarray, lo: np.ndarray, hi: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """``searchsorted(snapshots, lo, "left")`` and ``searchsorted(snapshots, hi, "right")``;
+    by integer arithmetic when the snapshots are evenly spaced (a dense panel's are)."""
+    size = snapshots.size
+    step = int(snapshots[1] - snapshots[0]) if size > 1 else 0
+    if step <= 0 or not (np.diff(snapshots) == step).all():
+        return (np.searchsorted(snapshots, lo, side="left"),
+                np.searchsorted(snapshots, hi, side="right"))
+    origin = int(snapshots[0])
+    first = np.subtract(origin, lo)  # snapshots before lo: ceil((lo - origin) / step)
+    first //= step
+    np.negative(first, out=first)
+    last = np.subtract(hi, origin)  # snapshots at or before hi: floor(...) + 1
+    last //= step
+    last += 1
+    return np.clip(first, 0, size, out=first), np.clip(last, 0, size, out=last)
+
+
 def snapshot_counts(units: np.ndarray, lo: np.ndarray, hi: np.ndarray, snapshots: np.ndarray,
                     n_units: int) -> np.ndarray:
     """(n_units, S) counts of the intervals ``[lo, hi]`` covering each snapshot row
     (sorted, unique): a difference array over snapshot indices, O(events + units × S)."""
-    first = np.searchsorted(snapshots, lo, side="left")
-    last = np.searchsorted(snapshots, hi, side="right")  # one past the last covered
+    first, last = _positions(snapshots, lo, hi)
     keep = first < last
     width = snapshots.size + 1
     idx = np.asarray(units, dtype=np.int64)[keep] * width
@@ -63,6 +80,7 @@ def _smooth_grid(counts: np.ndarray, units: UnitSet, bandwidth: float) -> np.nda
     row = units.cells[:, 1] - units.cells[:, 1].min()
     shape = (int(row.max()) + 1, int(col.max()) + 1)
     taps = _taps(units.cell_size, bandwidth)
+    from scipy.ndimage import correlate1d  # grids only: areas never pay for the import
 
     def smooth(images: np.ndarray) -> np.ndarray:
         out = correlate1d(images, taps, axis=-1, mode="constant", cval=0.0)

@@ -52,11 +52,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import lfilter
-from scipy.spatial import cKDTree
-from scipy.special import erfc
 
 from crimecast.errors import ModelError
+
+# scipy is imported inside the functions that use it: the panel builder imports this module
+# for its constants and weights, and scipy.signal alone takes ~0.5 s to import.
 
 logger = logging.getLogger(__name__)
 
@@ -172,6 +172,8 @@ def _candidate_pairs(
     x: np.ndarray, y: np.ndarray, t: np.ndarray, max_lag: float, max_dist: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(child index, lag > 0, squared distance) of every candidate parent → child pair."""
+    from scipy.spatial import cKDTree
+
     # One tree over scaled (x, y, t): a Chebyshev ball of radius 1 is the space-time box.
     scaled = np.column_stack([x / max_dist, y / max_dist, t / max_lag])
     pairs = cKDTree(scaled).query_pairs(r=1.0 + 1e-9, p=np.inf, output_type="ndarray")
@@ -277,6 +279,8 @@ def fit_sepp(
 
 def _interval_mass(offset: np.ndarray, half: float, sigma: float) -> np.ndarray:
     """Mass of N(0, σ²) on ``[offset − half, offset + half]``, accurate in the tails."""
+    from scipy.special import erfc
+
     scale = sigma * math.sqrt(2.0)
     a = np.abs(offset)  # the Gaussian is symmetric; erfc keeps precision in the far tail
     return 0.5 * (erfc((a - half) / scale) - erfc((a + half) / scale))
@@ -324,6 +328,8 @@ def trigger_weights(
         event_idx = np.concatenate(hits).astype(np.int64)
         unit_idx = np.repeat(np.arange(cents.shape[0], dtype=np.int64), [h.size for h in hits])
     else:  # a tree over the events (building it dominates; it pays off for many units)
+        from scipy.spatial import cKDTree
+
         near = cKDTree(np.column_stack([xs, ys])).sparse_distance_matrix(
             cKDTree(cents), radius, output_type="ndarray")
         event_idx, unit_idx = near["i"].astype(np.int64), near["j"].astype(np.int64)
@@ -419,6 +425,8 @@ def decayed_counts(
     value = w[keep] * np.exp(-omega_per_day * (starts[row] - times[keep]))
     inject = np.bincount(units[keep].astype(np.int64) * n_rows + row, weights=value,
                          minlength=n_units * n_rows).reshape(n_units, n_rows)
+    from scipy.signal import lfilter  # the dense reference only (tests): a slow import
+
     decay = math.exp(-omega_per_day * step)
     return np.asarray(lfilter([1.0], [1.0, -decay], inject, axis=1), dtype=np.float64)
 

@@ -69,6 +69,7 @@ from crimecast.data.geo import (
 )
 from crimecast.errors import ConfigError, DataError
 from crimecast.features import grid as g
+from crimecast.features.unit_ids import IdValues, id_keys, lookup_ids, lookup_keys
 from crimecast.synthetic.tables import load_tables
 
 logger = logging.getLogger(__name__)
@@ -79,7 +80,6 @@ ADJACENCY_TOLERANCE_M = 50.0
 HULL_BUFFER_M = 500.0
 NO_REGION = "all"
 
-IdValues = np.ndarray | pl.Series | Sequence[Any]
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,7 +112,7 @@ class UnitSet:
 
     @cached_property
     def _key_index(self) -> dict[str, int]:
-        return {k: i for i, k in enumerate(_id_keys(list(self.ids), self.kind).to_list())}
+        return {k: i for i, k in enumerate(id_keys(list(self.ids), self.kind).to_list())}
 
     @cached_property
     def _areas(self) -> AreaSet:
@@ -138,7 +138,7 @@ class UnitSet:
         ids = {"area": area_id, "district": district_id}.get(self.kind)
         out = np.full(la.size, -1, dtype=np.int64)
         if ids is not None:
-            out = _lookup_keys(_id_keys(ids, self.kind, la.size), self._key_index)
+            out = lookup_ids(ids, self.kind, la.size, self._key_index)
         todo = np.flatnonzero(out < 0)
         if todo.size:
             out[todo] = assign_area_index(la[todo], lo[todo], self._areas)
@@ -211,26 +211,6 @@ def _coords(lat: Any, lon: Any) -> tuple[np.ndarray, np.ndarray]:
     return la, lo
 
 
-def _id_keys(values: IdValues, kind: str, n: int | None = None) -> pl.Series:
-    """Normalised id strings, null when missing: digit ids lose leading zeros for areas
-    (``"08"`` -> ``"8"``) and are zero-padded to 4 for districts (``"163"`` -> ``"0163"``)."""
-    s = values if isinstance(values, pl.Series) else pl.Series("id", values, nan_to_null=True)
-    if n is not None and s.len() != n:
-        raise ValueError(f"{kind}_id has {s.len()} values but lat has {n}; they must match")
-    s = s.cast(pl.Int64, strict=False) if s.dtype.is_float() else s
-    s = s.cast(pl.String).str.strip_chars()
-    trimmed = s.str.strip_chars_start("0")
-    num = pl.when(trimmed == "").then(pl.lit("0")).otherwise(trimmed)
-    num = num.str.zfill(4) if kind == "district" else num
-    digits = s.str.contains(r"^\d+$")
-    return pl.select(pl.when(s == "").then(None).when(digits).then(num).otherwise(s)).to_series()
-
-
-def _lookup_keys(keys: pl.Series, index: dict[str, int]) -> np.ndarray:
-    mapped = keys.replace_strict(list(index), list(index.values()), default=-1)
-    return mapped.cast(pl.Int64).to_numpy().astype(np.int64)
-
-
 def _is_lapd(areas: AreaSet | None) -> bool:
     if areas is None or areas.ids.dtype.kind not in "iu":
         return False
@@ -258,10 +238,10 @@ class _History:
         """Boundary area of each event: by area id where the boundary knows it, else by
         location; -1 in none."""
         assert self.boundary is not None
-        keys = _id_keys(self.boundary.ids.astype(str), "area").to_list()
+        keys = id_keys(self.boundary.ids.astype(str), "area").to_list()
         out = np.full(self.la.size, -1, dtype=np.int64)
         if self.akeys is not None:
-            out = _lookup_keys(self.akeys, {k: i for i, k in enumerate(keys)})
+            out = lookup_keys(self.akeys, {k: i for i, k in enumerate(keys)})
             unknown = self.akeys.filter(pl.Series(out < 0)).drop_nulls()
             if unknown.len():
                 logger.warning("%d events have area ids not in %s (e.g. %r); placing them by "
@@ -454,10 +434,10 @@ def build_units(
     if rows.size == 0:
         raise DataError(f"history_mask selects none of the {la.size:,} events, so no unit can "
                         "be chosen. Widen the training window.")
-    akeys = None if area_id is None else _id_keys(area_id, "area", la.size).gather(rows)
+    akeys = None if area_id is None else id_keys(area_id, "area", la.size, rows)
     dkeys = None
     if kind == "district" and district_id is not None:
-        dkeys = _id_keys(district_id, "district", la.size).gather(rows)
+        dkeys = id_keys(district_id, "district", la.size, rows)
     if kind == "district" and (dkeys is None or dkeys.null_count() == dkeys.len()):
         raise ConfigError("spatial_unit 'district' needs a district_id column; the data has "
                           "none. Pass --spatial-unit area or grid.")
