@@ -81,9 +81,8 @@ def _days(text: TextColumns, name: str) -> list[pl.Expr]:
 
 
 def _category_of_description(text: TextColumns) -> list[pl.Expr]:
-    """The keyword category of each description (``other`` when there is none)."""
-    return text.per_value("Crm Cd Desc", {"_desc_category": pl.coalesce(
-        infer_category(pl.col("Crm Cd Desc")), pl.lit("other"))})
+    """The keyword category of each description (infer_category says ``other`` for none)."""
+    return text.per_value("Crm Cd Desc", {"_desc_category": infer_category(pl.col("Crm Cd Desc"))})
 
 
 def parse_lapd(raw: pl.DataFrame) -> pl.DataFrame:
