@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from functools import lru_cache
 
 import numpy as np
 import polars as pl
@@ -43,6 +44,7 @@ SUMMARY_KEYS: tuple[str, ...] = ("standard_deviation", "ci_low", "ci_high")
 # Resamples are processed in blocks of about this many (positive group × resample)
 # values: arrays of 8 MB stay in cache and bound the memory of the AUC bootstrap.
 _BLOCK_ELEMENTS = 1_000_000
+_FLOAT32_EXACT = 2**24  # float32 holds every whole number below this exactly
 
 
 def draw_bin_resamples(n_bins: int, n_resamples: int, seed: int) -> np.ndarray:
@@ -51,6 +53,18 @@ def draw_bin_resamples(n_bins: int, n_resamples: int, seed: int) -> np.ndarray:
         raise DataError(f"n_resamples must be >= 1; got {n_resamples}. Pass e.g. 200.")
     rng = np.random.default_rng(seed)
     return rng.integers(0, n_bins, size=(n_resamples, n_bins), dtype=np.int64)
+
+
+@lru_cache(maxsize=4)
+def resample_counts(n_bins: int, n_resamples: int, seed: int) -> np.ndarray:
+    """``(n_resamples, n_bins)``: how often each resample of
+    :func:`draw_bin_resamples` draws each bin (read-only; every forecaster scored on
+    the same bins shares them)."""
+    draws = draw_bin_resamples(n_bins, n_resamples, seed)
+    flat = (np.arange(n_resamples, dtype=np.int64)[:, None] * n_bins + draws).ravel()
+    counts = np.bincount(flat, minlength=n_resamples * n_bins).reshape(n_resamples, n_bins)
+    counts.setflags(write=False)
+    return counts
 
 
 def summarise_resamples(values: np.ndarray | list[float | None]) -> dict[str, float | None]:
@@ -175,6 +189,11 @@ def _ranking_values(
     multiplicity, so each of these is a sparse (positive groups × bins) matrix
     times the (bins × resamples) multiplicity matrix: one pass over the rows for
     a whole block of resamples.
+
+    Every count here (and ``Σ_k dTP_k · (FP_k − dFP_k / 2)``) is a whole or half
+    number, exact in floating point whatever the order of the sums, so the products
+    run in float32 where no count can reach 2**24 (half the memory traffic) and only
+    the precision-weighted sum of AP keeps its one summation order.
     """
     order = pl.Series(prob).arg_sort(descending=True).to_numpy()
     p = prob[order]
@@ -189,13 +208,18 @@ def _ranking_values(
     segment: np.ndarray = (np.cumsum(group_is_positive) - group_is_positive)[group]
     in_positive_group = group_is_positive[group]
 
+    # The largest count of any resample: its rows, each weighted by its bin's multiplicity.
+    largest = int((counts @ np.bincount(codes, minlength=n_bins)).max(initial=0))
+    dtype = np.float32 if largest < _FLOAT32_EXACT else np.float64
+
     def sparse(mask: np.ndarray) -> sp.csr_matrix:
         # Rows are already in segment order, so the CSR arrays can be written
         # directly; a bin repeated within a segment is summed by the product.
         rows = segment[mask]
         pointers = np.searchsorted(rows, np.arange(n_positive_groups + 1))
         return sp.csr_matrix(
-            (np.ones(rows.size), cell_bin[mask], pointers), shape=(n_positive_groups, n_bins)
+            (np.ones(rows.size, dtype=dtype), cell_bin[mask], pointers),
+            shape=(n_positive_groups, n_bins),
         )
 
     negative = cell_neg.astype(bool)
@@ -208,19 +232,27 @@ def _ranking_values(
     roc = np.full(counts.shape[0], np.nan)
     average_precision = np.full(counts.shape[0], np.nan)
     block = max(1, _BLOCK_ELEMENTS // max(n_positive_groups, 1))
+    # Positive groups with negatives tied to them (dFP_k > 0): few, unless scores tie a lot.
+    tied = np.unique(segment[negative & in_positive_group])
+    negatives_at = negatives_at[tied]
     for first in range(0, counts.shape[0], block):
         weights = counts[first : first + block].astype(np.float64)
-        by_resample = np.ascontiguousarray(weights.T)
+        by_resample = np.ascontiguousarray(weights.T, dtype=dtype)
         total_pos = weights @ bin_positives
         total_neg = weights @ bin_negatives
-        d_tp = np.asarray(positives_at @ by_resample)
-        d_fp = np.asarray(negatives_at @ by_resample)
-        fp = np.cumsum(np.asarray(later_negatives @ by_resample), axis=0)
-        tp = np.cumsum(d_tp, axis=0)
+        d_tp_exact = np.asarray(positives_at @ by_resample)
+        fp_exact = np.cumsum(np.asarray(later_negatives @ by_resample), axis=0)
+        tp = np.cumsum(d_tp_exact, axis=0).astype(np.float64)
+        fp = fp_exact.astype(np.float64)
+        d_tp = d_tp_exact.astype(np.float64)
+        d_fp = np.asarray(negatives_at @ by_resample).astype(np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             pairs = total_pos * total_neg
-            ordered = pairs - np.einsum("kr,kr->r", d_tp, fp - d_fp / 2)
-            precision = np.divide(tp, tp + fp, out=np.zeros_like(tp), where=tp + fp > 0)
+            # Σ_k dTP_k · (FP_k − dFP_k / 2), exact (see the docstring).
+            ordered = pairs - (np.einsum("kr,kr->r", d_tp, fp)
+                               - np.einsum("kr,kr->r", d_tp[tied], d_fp) / 2)
+            together = tp + fp
+            precision = tp / np.where(together > 0, together, 1.0)  # 0 where both are 0
             step = np.einsum("kr,kr->r", d_tp, precision) / total_pos
         defined = (total_pos > 0) & (total_neg > 0)
         chunk = slice(first, first + weights.shape[0])
@@ -256,8 +288,7 @@ def bootstrap_classification_metrics(
     y, prob = validate_binary_inputs(frame["y_true"].to_numpy(), frame["prob"].to_numpy())
     codes = _bin_codes(frame, bin_column)
     n_bins = int(codes.max()) + 1
-    draws = draw_bin_resamples(n_bins, n_resamples, seed)
-    counts = np.stack([np.bincount(drawn, minlength=n_bins) for drawn in draws])
+    counts = resample_counts(n_bins, n_resamples, seed)
     values = _confusion_values(counts, codes, y, prob, threshold)
     values.update(_ranking_values(counts, codes, y, prob))
     return {metric: summarise_resamples(values[metric]) for metric in CLASSIFICATION_METRICS}

@@ -41,13 +41,15 @@ no Python loop over bins or units.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
 
 from crimecast.errors import DataError
 from crimecast.evaluation.metrics import json_float
+from crimecast.evaluation.threads import thread_map
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +140,8 @@ def _prepare(
         group = pl.col(by).cast(pl.String).cast(pl.Categorical).to_physical().cast(
             pl.Int64
         ) * (frame[_BIN].n_unique() + 1) + bin_code
-    base = frame.select(
+    base = frame.with_row_index("_row").select(
+        "_row",
         *keys,
         pl.col("unit_id").cast(pl.String),
         pl.col("score").cast(pl.Float64).fill_nan(None),
@@ -167,7 +170,9 @@ def _captured(
     base: pl.DataFrame, rank_column: str, limits: list[pl.Expr], prefix: str
 ) -> pl.DataFrame:
     """Per ``_group``: events (and area) of the units selected under each limit."""
-    ranked = base.sort(
+    needed = dict.fromkeys(["_group", rank_column, "unit_rank", "area_km2", "actual_count",
+                            "total_area_km2"])
+    ranked = base.select(*needed).sort(
         ["_group", rank_column, "unit_rank"], descending=[False, True, False], nulls_last=True
     ).with_columns(
         _before=pl.col("area_km2").cum_sum().over("_group") - pl.col("area_km2")
@@ -181,19 +186,20 @@ def _captured(
     return ranked.group_by("_group").agg(aggregations)
 
 
-def hotspot_per_bin(
-    frame: pl.DataFrame,
-    unit_areas: pl.DataFrame,
-    shares: Sequence[float] = DEFAULT_SHARES,
-    by: str | None = None,
-) -> pl.DataFrame:
-    """One row per bin (per ``by`` group and bin) with ``events`` and every measure.
+@dataclass(frozen=True)
+class _Shared:
+    """What every forecaster scored on the same rows shares: the checked rows (without a
+    score), the per-bin events and the oracle's catch."""
 
-    Columns: ``[by,] bin_start, events, total_area_km2`` and for each share the
-    keys of :func:`metric_keys` (``hit_rate@1%`` …), null where the bin has no
-    events. With ``by`` (e.g. ``"region"``) units are ranked within their group
-    and the study area is the area of the group's units that appear in ``frame``.
-    """
+    base: pl.DataFrame
+    keys: list[str]
+    shares: list[float]
+    limits: list[pl.Expr]
+    events: pl.DataFrame
+
+
+def _shared(frame: pl.DataFrame, unit_areas: pl.DataFrame, shares: Sequence[float],
+            by: str | None) -> _Shared:
     checked = _check_shares(shares)
     areas = _check_areas(unit_areas)
     base = _prepare(frame, areas, by)
@@ -216,15 +222,21 @@ def hotspot_per_bin(
         events=pl.col("actual_count").sum(),
         total_area_km2=total.first(),
     )
-    model = _captured(base, "score", limits, "model_")
     # Units without events rank after all others in the oracle's order, so they
     # cannot change what it captures: leave them out of its (much smaller) sort.
     oracle = _captured(base.filter(pl.col("actual_count") > 0), "actual_count", limits, "oracle_")
-    joined = events.join(model, on="_group", how="left").join(oracle, on="_group", how="left")
+    return _Shared(base, keys, checked, limits,
+                   events.join(oracle, on="_group", how="left"))
 
+
+def _measured(shared: _Shared, base: pl.DataFrame) -> pl.DataFrame:
+    """The per-bin measures of the forecaster whose ``score`` column ``base`` holds."""
+    model = _captured(base, "score", shared.limits, "model_")
+    joined = shared.events.join(model, on="_group", how="left")
+    total = pl.col("total_area_km2")
     has_events = pl.col("events") > 0
     measures: list[pl.Expr] = []
-    for i, share in enumerate(checked):
+    for i, share in enumerate(shared.shares):
         label = share_label(share)
         hit = pl.col(f"model_n_{i}") / pl.col("events")
         area_share = pl.col(f"area_{i}") / total
@@ -237,7 +249,57 @@ def hotspot_per_bin(
             pl.when(has_events).then(pei).alias(f"pei_star@{label}"),
             pl.when(has_events).then(area_share).alias(f"area_share@{label}"),
         ]
+    keys = shared.keys
     return joined.select(*keys, "events", "total_area_km2", *measures).sort(keys)
+
+
+def hotspot_per_bin(
+    frame: pl.DataFrame,
+    unit_areas: pl.DataFrame,
+    shares: Sequence[float] = DEFAULT_SHARES,
+    by: str | None = None,
+) -> pl.DataFrame:
+    """One row per bin (per ``by`` group and bin) with ``events`` and every measure.
+
+    Columns: ``[by,] bin_start, events, total_area_km2`` and for each share the
+    keys of :func:`metric_keys` (``hit_rate@1%`` …), null where the bin has no
+    events. With ``by`` (e.g. ``"region"``) units are ranked within their group
+    and the study area is the area of the group's units that appear in ``frame``.
+    """
+    shared = _shared(frame, unit_areas, shares, by)
+    return _measured(shared, shared.base)
+
+
+SAME_ROWS: tuple[str, ...] = ("unit_id", "bin_start", "actual_count")
+
+
+def hotspot_per_bin_of(
+    frames: Mapping[str, pl.DataFrame],
+    unit_areas: pl.DataFrame,
+    shares: Sequence[float] = DEFAULT_SHARES,
+) -> dict[str, pl.DataFrame]:
+    """:func:`hotspot_per_bin` of every forecaster's rows, ``{name: per-bin frame}``.
+
+    Frames holding the first one's rows (:data:`SAME_ROWS`) in the same order, as
+    :func:`~crimecast.evaluation.predict.predictions_frame` lays every forecaster's
+    out, share its checks, per-bin events and oracle; any other is computed alone.
+    """
+    if not frames:
+        return {}
+    first = next(iter(frames.values()))
+    shared = _shared(first, unit_areas, shares, None)
+    same = first.select(SAME_ROWS)
+
+    def per_bin(frame: pl.DataFrame) -> pl.DataFrame:
+        if frame is first:
+            return _measured(shared, shared.base)
+        if frame.select(SAME_ROWS).equals(same) and "score" in frame.columns and (
+                "model" not in frame.columns or frame["model"].n_unique() == 1):
+            score = frame["score"].cast(pl.Float64).fill_nan(None).gather(shared.base["_row"])
+            return _measured(shared, shared.base.with_columns(score=score))
+        return hotspot_per_bin(frame, unit_areas, shares)
+
+    return dict(zip(frames, thread_map(per_bin, frames.values()), strict=True))
 
 
 def _summary_expressions(shares: Sequence[float]) -> list[pl.Expr]:
@@ -312,6 +374,8 @@ def hotspot_metrics_by(
 
 
 CURVE_SHARES: tuple[float, ...] = tuple(round(0.005 * k, 3) for k in range(1, 41))  # to 20%
+# Every share a report and its curves read (the curves' include the report's).
+REPORT_SHARES: tuple[float, ...] = tuple(sorted({*CURVE_SHARES, *DEFAULT_SHARES}))
 
 
 def hotspot_curve(frame: pl.DataFrame, unit_areas: pl.DataFrame,

@@ -3,9 +3,10 @@
 Every metric is computed on one vector of 0/1 labels and one vector of
 probabilities; a row is predicted positive when ``prob >= threshold``.
 
-* ``accuracy``, ``precision``, ``recall``, ``f1`` — scikit-learn, with
+* ``accuracy``, ``precision``, ``recall``, ``f1`` — scikit-learn's values, with
   ``zero_division=0``: precision is 0.0 when nothing is predicted positive,
-  recall is 0.0 when nothing is positive.
+  recall is 0.0 when nothing is positive (:func:`confusion_counts` computes them
+  from the confusion counts as scikit-learn does).
 * ``pr_auc`` — average precision (:func:`sklearn.metrics.average_precision_score`),
   the step-wise area under the precision–recall curve, not a trapezoid.
 * ``roc_auc`` — :func:`sklearn.metrics.roc_auc_score`.
@@ -25,13 +26,7 @@ import logging
 import math
 
 import numpy as np
-from sklearn.metrics import (
-    accuracy_score,
-    average_precision_score,
-    brier_score_loss,
-    precision_recall_fscore_support,
-    roc_auc_score,
-)
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 from crimecast.errors import DataError
 
@@ -97,6 +92,28 @@ def log_loss_clipped(y_true: np.ndarray, prob: np.ndarray) -> float:
     return float(losses.mean())
 
 
+def confusion_counts(y: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """Accuracy, precision, recall and F1 of 0/1 labels ``y`` and boolean predictions.
+
+    Each is one division of two counts, the division scikit-learn makes
+    (``zero_division=0``; F1 as ``2·TP / (P + predicted positives)``), so the values
+    are scikit-learn's to the last bit, without its input checks (a hundredfold
+    faster on a million rows).
+    """
+    positive = y.astype(bool)
+    tp = int(np.count_nonzero(predicted & positive))
+    predicted_positive = int(np.count_nonzero(predicted))
+    true_positive = int(np.count_nonzero(positive))
+    correct = y.size - (predicted_positive - tp) - (true_positive - tp)
+    return {
+        "accuracy": correct / y.size,
+        "precision": tp / predicted_positive if predicted_positive else 0.0,
+        "recall": tp / true_positive if true_positive else 0.0,
+        "f1": 2 * tp / (true_positive + predicted_positive)
+        if true_positive + predicted_positive else 0.0,
+    }
+
+
 def classification_metrics(
     y_true: np.ndarray, prob: np.ndarray, threshold: float
 ) -> dict[str, float | None]:
@@ -113,18 +130,36 @@ def classification_metrics(
     y, p = validate_binary_inputs(y_true, prob)
     if y.size == 0:
         return dict.fromkeys(CLASSIFICATION_METRICS)
-    pred = (p >= threshold).astype(np.int8)
-    precision, recall, f1, _ = precision_recall_fscore_support(
-        y, pred, average="binary", pos_label=1, zero_division=0
-    )
+    counts = confusion_counts(y, p >= threshold)
     both_classes = 0 < int(y.sum()) < y.size
     return {
-        "accuracy": json_float(accuracy_score(y, pred)),
-        "precision": json_float(precision),
-        "recall": json_float(recall),
-        "f1": json_float(f1),
+        **{name: json_float(value) for name, value in counts.items()},
         "pr_auc": json_float(average_precision_score(y, p)) if both_classes else None,
         "roc_auc": json_float(roc_auc_score(y, p)) if both_classes else None,
         "brier": json_float(brier_score_loss(y, p, pos_label=1)),
         "log_loss": json_float(log_loss_clipped(y, p)),
     }
+
+
+def classification_metric(
+    y_true: np.ndarray, prob: np.ndarray, threshold: float, metric: str
+) -> float | None:
+    """The value :func:`classification_metrics` gives for ``metric`` (``None`` for a name
+    it does not give), computing that metric alone."""
+    if metric not in CLASSIFICATION_METRICS:
+        return None
+    if not math.isfinite(threshold):
+        raise DataError(f"threshold must be a finite number; got {threshold}.")
+    y, p = validate_binary_inputs(y_true, prob)
+    if y.size == 0:
+        return None
+    if metric in ("pr_auc", "roc_auc"):
+        if not 0 < int(y.sum()) < y.size:
+            return None
+        ranking = average_precision_score if metric == "pr_auc" else roc_auc_score
+        return json_float(ranking(y, p))
+    if metric == "brier":
+        return json_float(brier_score_loss(y, p, pos_label=1))
+    if metric == "log_loss":
+        return json_float(log_loss_clipped(y, p))
+    return json_float(confusion_counts(y, p >= threshold)[metric])

@@ -38,8 +38,14 @@ import polars as pl
 
 from crimecast.errors import DataError
 from crimecast.evaluation.bootstrap import bootstrap_classification_metrics
-from crimecast.evaluation.hotspot import hotspot_metrics, hotspot_metrics_by
+from crimecast.evaluation.hotspot import (
+    DEFAULT_SHARES,
+    hotspot_metrics_by,
+    hotspot_per_bin_of,
+    summarise_per_bin,
+)
 from crimecast.evaluation.metrics import CLASSIFICATION_METRICS, classification_metrics
+from crimecast.evaluation.threads import thread_map
 
 logger = logging.getLogger(__name__)
 
@@ -124,11 +130,11 @@ def _classification_block(
 
 
 def _model_block(
-    rows: pl.DataFrame, unit_areas: pl.DataFrame, threshold: float, n_resamples: int, seed: int
+    rows: pl.DataFrame, per_bin: pl.DataFrame, threshold: float, n_resamples: int, seed: int
 ) -> dict[str, Any]:
     return {
         "binary_classification_metrics": _classification_block(rows, threshold, n_resamples, seed),
-        "hotspot_metrics": hotspot_metrics(rows, unit_areas),
+        "hotspot_metrics": summarise_per_bin(per_bin, DEFAULT_SHARES),
     }
 
 
@@ -212,6 +218,8 @@ def build_evaluation_report(
     data: Mapping[str, Any],
     n_resamples: int = 200,
     seed: int = 0,
+    per_bin: Mapping[str, pl.DataFrame] | None = None,
+    parts: Mapping[str, pl.DataFrame] | None = None,
 ) -> dict[str, Any]:
     """Build the ``evaluation.json`` payload for ``primary_model`` and every other model.
 
@@ -220,19 +228,29 @@ def build_evaluation_report(
     ``area_km2``) covers the study area; ``thresholds`` maps every model to
     its decision threshold on ``prob``; every model other than the primary is
     reported under ``baselines``. ``data`` is passed through into ``data`` with
-    the test-frame counts added. See the module docstring for the shape.
+    the test-frame counts added. ``per_bin`` (each model's
+    :func:`~crimecast.evaluation.hotspot.hotspot_per_bin` at shares including
+    :data:`~crimecast.evaluation.hotspot.DEFAULT_SHARES`) and ``parts`` (the rows of
+    each model, as :func:`~crimecast.evaluation.predict.prediction_parts` gives them)
+    save computing them again. See the module docstring for the shape.
     """
     models = _check_predictions(predictions, thresholds, primary_model)
-    by_model = predictions.partition_by("model", as_dict=True)
-    blocks: dict[str, dict[str, Any]] = {}
-    for model in models:
-        rows = by_model[(model,)]
-        threshold = float(thresholds[model])
-        blocks[model] = _model_block(rows, unit_areas, threshold, n_resamples, seed)
-        blocks[model]["decision_threshold"] = threshold
-        logger.info("evaluated %s on %d rows", model, rows.height)
+    by_model = dict(parts) if parts is not None else {
+        key[0]: part for key, part in predictions.partition_by("model", as_dict=True).items()}
+    if per_bin is None:
+        per_bin = hotspot_per_bin_of({m: by_model[m] for m in models}, unit_areas)
+    tables = per_bin
 
-    primary_rows = by_model[(primary_model,)]
+    def block_of(model: str) -> dict[str, Any]:
+        rows, threshold = by_model[model], float(thresholds[model])
+        block = _model_block(rows, tables[model], threshold, n_resamples, seed)
+        block["decision_threshold"] = threshold
+        logger.info("evaluated %s on %d rows", model, rows.height)
+        return block
+
+    blocks = dict(zip(models, thread_map(block_of, models), strict=True))
+
+    primary_rows = by_model[primary_model]
     primary = blocks.pop(primary_model)
     # Disparities come from the rounded regional values so that gap == max - min
     # holds for whoever reads the JSON.

@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from crimecast.evaluation.hotspot import hotspot_metrics
-from crimecast.evaluation.metrics import classification_metrics
+from crimecast.evaluation.metrics import classification_metric
 
 CLASSIFICATION = frozenset({"pr_auc", "roc_auc", "f1", "precision", "recall", "accuracy"})
 SIMPLICITY = {"naive": 0, "sepp": 1, "learned": 2, "ensemble": 3}
@@ -56,8 +56,8 @@ def metric_value(scored: pl.DataFrame, unit_areas: pl.DataFrame, metric: str,
         labelled = scored.filter(pl.col("y_true").is_not_null())
         if labelled.height == 0:
             return None
-        value = classification_metrics(labelled["y_true"].to_numpy(),
-                                       labelled["prob"].to_numpy(), threshold).get(metric)
+        value = classification_metric(labelled["y_true"].to_numpy(),
+                                      labelled["prob"].to_numpy(), threshold, metric)
     return None if value is None or not math.isfinite(value) else float(value)
 
 

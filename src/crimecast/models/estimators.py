@@ -20,11 +20,15 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from crimecast.errors import ModelError
+from crimecast.models.calibration import PLATT_ROWS as PLATT_ROWS
+from crimecast.models.calibration import calibrate as calibrate
+from crimecast.models.calibration import platt as platt
+from crimecast.models.train_scores import capture_train_scores, matches_predictions
 
 logger = logging.getLogger(__name__)
 
 N_JOBS = 2
-PLATT_ROWS = 50_000
+MEMO_FRAMES = 3  # frames whose scores a model remembers (see HotspotModel.score)
 
 
 def _forest(params: dict[str, Any], seed: int, objective: str, extra: bool) -> Any:
@@ -193,7 +197,7 @@ class HotspotModel:
         self.preprocessor_: Pipeline | None = None
         self.estimator_: Any = None
         self.calibration_: tuple[float, float] = (1.0, 0.0)
-        self._last: tuple[pl.DataFrame, np.ndarray] | None = None
+        self._memo: tuple[tuple[pl.DataFrame, np.ndarray], ...] = ()
 
     def _preprocessor(self) -> Pipeline | None:
         steps: list[tuple[str, Any]] = []
@@ -248,7 +252,7 @@ class HotspotModel:
         """
         labels = np.asarray(y).astype(np.int8)
         self._check(labels)
-        self._last = None
+        self._memo = ()
         if self.objective != "binary" and counts is None:
             raise ModelError(f"objective '{self.objective}' needs the counts to fit on; pass "
                              "counts=target_count.")
@@ -273,17 +277,30 @@ class HotspotModel:
                                                       self.random_state, self.objective)
         weights = None if self.imbalance == "smote" or self.objective == "lambdarank" \
             else sample_weight
+        # LightGBM hands over the training rows' scores (models.train_scores); with SMOTE
+        # the matrix holds other rows than X.
+        captured: dict[str, np.ndarray] = {}
+        extra: dict[str, Any] = {"callbacks": [capture_train_scores(captured)]} \
+            if self.model_type == "lightgbm" and self.imbalance != "smote" else {}
         if self.objective == "lambdarank":
             if groups is None:
                 raise ModelError("objective 'lambdarank' needs groups (rows per bin); pass "
                                  "groups.")
-            self.estimator_.fit(matrix, target, group=groups)
+            self.estimator_.fit(matrix, target, group=groups, **extra)
         elif weights is not None:
-            self.estimator_.fit(matrix, target, sample_weight=weights)
+            self.estimator_.fit(matrix, target, sample_weight=weights, **extra)
         else:
-            self.estimator_.fit(matrix, target)
+            self.estimator_.fit(matrix, target, **extra)
+        raw = captured.get("scores")
+        if raw is not None and not matches_predictions(raw, self._raw, matrix):
+            logger.warning("LightGBM's training scores differ from its predictions; "
+                           "predicting the training rows instead")
+            raw = None
+        if raw is not None and isinstance(X, pl.DataFrame):
+            self.remember(X, raw)
         if self.objective != "binary":
-            self.calibration_ = platt(self._raw(matrix), labels, weights=weights)
+            self.calibration_ = platt(self._raw(matrix) if raw is None else raw, labels,
+                                      weights=weights)
         return self
 
     def effective_params(self) -> dict[str, Any]:
@@ -312,23 +329,37 @@ class HotspotModel:
         return np.asarray(est.predict(matrix), dtype=np.float64)
 
     def forget(self) -> None:
-        """Drop the remembered last frame (and the memory it holds)."""
-        self._last = None
+        """Drop the remembered frames (and the memory they hold)."""
+        self._memo = ()
+
+    def remember(self, X: pl.DataFrame, raw: np.ndarray) -> None:
+        """Remember ``raw`` as the scores of frame ``X`` (by identity; see :meth:`score`)."""
+        memo = self._memo  # one read: a server thread may replace it meanwhile
+        self._memo = ((X, raw.copy()), *(m for m in memo if m[0] is not X))[:MEMO_FRAMES]
+
+    def remember_as(self, X: pl.DataFrame, same: pl.DataFrame, offset: int = 0) -> None:
+        """Remember ``X``'s scores for ``same`` too: a frame with the rows of ``X`` from row
+        ``offset`` on, in the same order (``X`` plus a weight column, or a slice of it)."""
+        for frame, raw in self._memo:
+            if frame is X and offset + same.height <= raw.shape[0]:
+                self.remember(same, raw[offset:offset + same.height])
+                return
 
     def score(self, X: pl.DataFrame | np.ndarray) -> np.ndarray:
         """The ranking score per row: probability, expected count or rank score.
 
-        The last frame scored is remembered (by identity, holding a reference), so the
-        score and the probability of the same rows, or an ensemble and its learned part
-        on them, cost one prediction.
+        The last few frames scored (and the training frame) are remembered by identity,
+        holding a reference, so the score and the probability of the same rows, or an
+        ensemble and its learned part on them, cost one prediction.
         """
         if self.estimator_ is None:
             raise ModelError("the model is not fitted; call fit() first.")
-        last = self._last  # one read: a server thread may replace it meanwhile
-        if last is not None and last[0] is X:
-            return last[1].copy()
+        for frame, raw in self._memo:
+            if frame is X:
+                return raw.copy()
         raw = self._raw(self.transform(X))
-        self._last = (X, raw.copy()) if isinstance(X, pl.DataFrame) else None
+        if isinstance(X, pl.DataFrame):
+            self.remember(X, raw)
         return raw
 
     def predict_proba(self, X: pl.DataFrame | np.ndarray) -> np.ndarray:
@@ -353,32 +384,3 @@ class HotspotModel:
             return {}
         total = values.sum() or 1.0
         return {n: float(v / total) for n, v in zip(self.feature_names, values, strict=True)}
-
-
-def platt(score: np.ndarray, labels: np.ndarray, log: bool = True,
-          weights: np.ndarray | None = None) -> tuple[float, float]:
-    """Logistic calibration ``(coef, intercept)`` of a score (``log1p`` of it by default),
-    with optional row ``weights`` (rows standing for several, see models.sampling)."""
-    from sklearn.linear_model import LogisticRegression
-
-    labels = np.asarray(labels).astype(np.int8)
-    x = np.log1p(np.maximum(score, 0.0)) if log else np.asarray(score, dtype=np.float64)
-    if labels.size > PLATT_ROWS:  # two parameters: a seeded sample pins them down
-        keep = np.random.default_rng(0).choice(labels.size, PLATT_ROWS, replace=False)
-        x, labels = x[keep], labels[keep]
-        weights = None if weights is None else np.asarray(weights)[keep]
-    if np.unique(labels).size < 2:
-        rate = labels.mean() if labels.size else 0.0
-        return 0.0, float(np.log((rate + 1e-6) / (1 - rate + 1e-6)))
-    model = LogisticRegression(C=1e6, max_iter=1000, solver="newton-cholesky").fit(
-        x[:, None], labels, sample_weight=weights)
-    return float(model.coef_[0, 0]), float(model.intercept_[0])
-
-
-def calibrate(score: np.ndarray, coef_intercept: tuple[float, float],
-              log: bool = True) -> np.ndarray:
-    """Probability from a score with :func:`platt`'s calibration."""
-    coef, intercept = coef_intercept
-    x = np.log1p(np.maximum(score, 0.0)) if log else np.asarray(score, dtype=np.float64)
-    out: np.ndarray = 1.0 / (1.0 + np.exp(-(coef * x + intercept)))
-    return out

@@ -118,11 +118,14 @@ class EnsembleForecaster:
         self.coef_: float = 0.0
         self.intercept_: float = 0.0
 
-    def blend(self, learned: np.ndarray, naive: np.ndarray) -> np.ndarray:
-        """The blended score from the two parts' raw scores."""
+    def blend(self, learned: np.ndarray, naive: np.ndarray,
+              weight: float | None = None) -> np.ndarray:
+        """The blended score from the two parts' raw scores (with ``weight``, default
+        :attr:`weight`, on the learned one)."""
+        w = self.weight if weight is None else weight
         a = np.log(EPSILON + np.maximum(learned, 0.0) / self.scales[0])
         b = np.log(EPSILON + np.maximum(naive, 0.0) / self.scales[1])
-        out: np.ndarray = self.weight * a + (1.0 - self.weight) * b
+        out: np.ndarray = w * a + (1.0 - w) * b
         return out
 
     def score(self, X: pl.DataFrame | np.ndarray) -> np.ndarray:

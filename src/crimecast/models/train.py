@@ -73,9 +73,13 @@ def fit_learned(
     """Fit ``pipeline.model_type`` with ``objective`` on labelled rows sorted by bin."""
     model = HotspotModel(pipeline.model_type, features, params, imbalance_of(pipeline),
                          random_state, objective)
+    given = rows
     if objective != "lambdarank":  # ranking groups need every row of a bin
         rows = sample_training_rows(rows, pipeline.max_train_rows, random_state)
     weight = rows[WEIGHT].to_numpy() if WEIGHT in rows.columns else None
-    return model.fit(rows, rows[LABEL].to_numpy(), counts=rows[COUNT].to_numpy(),
-                     groups=group_sizes(rows) if objective == "lambdarank" else None,
-                     sample_weight=None if weight is None or (weight == 1).all() else weight)
+    model.fit(rows, rows[LABEL].to_numpy(), counts=rows[COUNT].to_numpy(),
+              groups=group_sizes(rows) if objective == "lambdarank" else None,
+              sample_weight=None if weight is None or (weight == 1).all() else weight)
+    if rows.height == given.height:  # nothing sampled: the same rows, in the same order
+        model.remember_as(rows, given)
+    return model

@@ -17,24 +17,28 @@ import polars as pl
 from crimecast.config import CleaningConfig, FeatureConfig, ModelsConfig, PipelineConfig
 from crimecast.data.output import write_json, write_parquet
 from crimecast.data.prepare import prepare_incidents, write_clean_outputs
+from crimecast.evaluation.curves import prediction_curves
 from crimecast.evaluation.gate import decide_gate
-from crimecast.evaluation.predict import predictions_frame
+from crimecast.evaluation.hotspot import REPORT_SHARES, hotspot_per_bin_of
+from crimecast.evaluation.predict import prediction_parts
 from crimecast.evaluation.report import build_evaluation_report, forecaster_ranking
 from crimecast.evaluation.streamed import StreamedEvaluation
 from crimecast.features.build import build_features
 from crimecast.features.job import build_units_for, weather_for
+from crimecast.features.meta import feature_columns
 from crimecast.features.unit_table import unit_table
 from crimecast.models.estimators import HotspotModel
 from crimecast.models.naive import ColumnForecaster, EnsembleForecaster
 from crimecast.models.storage import load_model, save_model
 from crimecast.models.train import labelled_rows
-from crimecast.pipeline.runner import StepIO
+from crimecast.pipeline.runner import StepIO, gc_paused
 from crimecast.pipeline.streamed import (
     evaluate_streamed,
     is_streamed,
     nullable_features,
     process_streamed,
     read_features,
+    scan_features,
     tested_forecasters,
 )
 from crimecast.pipeline.training import fit_sepp_feature, train_forecasters
@@ -91,8 +95,11 @@ def train(io: StepIO) -> dict[str, Any]:
     features_config = FeatureConfig.model_validate(meta["feature_config"])
     pipeline = PipelineConfig.model_validate(io.params["pipeline"])
     streamed = meta.get("streamed")
+    panel = [read_features(io.inputs["features"])]
+    # What serving needs to validate requests, from the panel in memory (not read again).
+    nullable = nullable_features(panel[0], feature_columns(panel[0]))
     result = train_forecasters(  # the frame is not kept here: train_forecasters frees it
-        read_features(io.inputs["features"]), units, pipeline, features_config,
+        panel.pop(), units, pipeline, features_config,
         ModelsConfig.model_validate(io.params["models"]), tune_trials=io.params["tune"],
         bins=[dt.datetime.fromisoformat(b) for b in streamed["bins"]] if streamed else None,
     )
@@ -105,7 +112,7 @@ def train(io: StepIO) -> dict[str, Any]:
     info["model_files"] = manifest["files"]
     # What serving needs to rebuild the same features and validate requests.
     info["feature_config"] = meta["feature_config"]
-    nullable = nullable_features(io.inputs["features"], result.features)
+    nullable = [name for name in result.features if name in nullable]
     info["nullable_features"] = nullable
     write_json(info, io.out / "train_info.json")
     deployed = result.champion if pipeline.register_best else result.learned.model_type
@@ -198,17 +205,21 @@ def evaluate(io: StepIO) -> dict[str, Any]:
             name: streamed.curves(name)["pr_curve"] for name in shown},
             "hotspot_curves": streamed.hotspot_curves()}
     else:
-        frame = labelled_rows(read_features(io.inputs["features"]))
-        test = frame.filter(pl.col("bin_start") >= dt.datetime.fromisoformat(
-            info["split"]["test_start"]))
-        predictions = predictions_frame(test, models)
+        test = labelled_rows(scan_features(io.inputs["features"]).filter(
+            pl.col("bin_start") >= dt.datetime.fromisoformat(info["split"]["test_start"])
+        ).collect())
+        parts = prediction_parts(test, models)
+        predictions = pl.concat(list(parts.values()))
         write_parquet(predictions, io.out / "predictions.parquet")
+        # Each forecaster's per-bin hotspot measures, once for the report and the curves.
+        per_bin = hotspot_per_bin_of(parts, units, REPORT_SHARES)
 
         def report_for(primary: str, extra: dict[str, Any]) -> dict[str, Any]:
             return build_evaluation_report(predictions, units, thresholds, primary,
-                                           {**data, **extra}, n_resamples=n)
+                                           {**data, **extra}, n_resamples=n, per_bin=per_bin,
+                                           parts=parts)
 
-        curves = prediction_curves(predictions, learned, shown, units)
+        curves = prediction_curves(predictions, learned, shown, units, parts, per_bin)
     report = report_for(learned, {})
     report["forecasters"] = forecaster_ranking(report, info)
     write_json(report, io.out / "evaluation.json")
@@ -223,32 +234,6 @@ def evaluate(io: StepIO) -> dict[str, Any]:
     return {"f1": metrics["f1"]["value"], "pr_auc": metrics["pr_auc"]["value"],
             "pai@1%": report["hotspot_metrics"]["pai@1%"]["value"],
             "champion": validation["champion"]}
-
-
-def prediction_curves(predictions: pl.DataFrame, learned: str, shown: list[str],
-                      units: pl.DataFrame | None = None) -> dict[str, Any]:
-    """The card's precision-recall and calibration curves from the test predictions, and
-    (with ``units``: ``unit_id, area_km2``) every forecaster's hit rate and PAI against the
-    share of the area flagged."""
-    from crimecast.evaluation.curves import calibration_curve, pr_curve
-    from crimecast.evaluation.hotspot import hotspot_curve
-
-    primary = predictions.filter(pl.col("model") == learned)
-    return {
-        "pr_curve": pr_curve(primary["y_true"].to_numpy(), primary["prob"].to_numpy()),
-        "calibration": calibration_curve(primary["y_true"].to_numpy(),
-                                         primary["prob"].to_numpy()),
-        "baseline_pr_curves": {
-            name: pr_curve(part["y_true"].to_numpy(), part["prob"].to_numpy())
-            for name in shown
-            for part in [predictions.filter(pl.col("model") == name)]
-        },
-        **({"hotspot_curves": {
-            name: hotspot_curve(predictions.filter(pl.col("model") == name), units)
-            .to_dict(as_series=False)
-            for name in predictions["model"].unique().sort().to_list()}}
-           if units is not None else {}),
-    }
 
 
 def gate(io: StepIO) -> dict[str, Any]:
@@ -270,6 +255,7 @@ def card_view(evaluation: dict[str, Any]) -> dict[str, Any]:
     return {**evaluation, "baselines": baselines}
 
 
+@gc_paused
 def card(io: StepIO) -> dict[str, Any]:
     """Write the model card (SageMaker content schema JSON and a rendered HTML page)."""
     from crimecast.cards.card import build_model_card
@@ -311,6 +297,7 @@ def card(io: StepIO) -> dict[str, Any]:
     return {"risk_rating": model_card["intended_uses"]["risk_rating"]}
 
 
+@gc_paused
 def register(io: StepIO) -> dict[str, Any]:
     """Log the run to MLflow and, when the gate passed, register a new model version."""
     from crimecast.registry.store import STEP_KEY_TAG, ModelRegistry
@@ -336,7 +323,8 @@ def register(io: StepIO) -> dict[str, Any]:
         run_id = earlier.run_id if earlier is not None and earlier.run_id else \
             registry.find_logged_run(io.key)
         if run_id is None:
-            example = read_features(io.inputs["features"]).head(5).select(info["features"])
+            example = scan_features(io.inputs["features"]).head(5).select(
+                info["features"]).collect()
             run_id = registry.log_run(
                 run_name=io.run_id,
                 params={**io.params["flat_params"],

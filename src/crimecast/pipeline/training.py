@@ -25,34 +25,17 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from scipy.stats import rankdata
 
 from crimecast.config import FeatureConfig, ModelsConfig, PipelineConfig
-from crimecast.evaluation.selection import (
-    best_of,
-    champion_line,
-    metric_value,
-    primary_metric,
-    rank,
-    ranking_table,
-    score_rows,
-)
+from crimecast.evaluation.selection import champion_line, primary_metric, rank, ranking_table
 from crimecast.features.build import FeatureSet, rebuild_column
 from crimecast.features.excitation import SeppFit, fit_panel_sepp
 from crimecast.features.meta import feature_columns
 from crimecast.features.units import UnitSet
 from crimecast.models.estimators import HotspotModel, check_model_type
-from crimecast.models.naive import (
-    COLUMN_FORECASTERS,
-    ENSEMBLE,
-    ColumnForecaster,
-    EnsembleForecaster,
-    Forecaster,
-    is_naive,
-)
-from crimecast.models.split import TimeSplit, best_f1_threshold, label_gap, time_split
+from crimecast.models.naive import COLUMN_FORECASTERS, Forecaster
+from crimecast.models.split import TimeSplit, label_gap, time_split
 from crimecast.models.train import (
-    LABEL,
     bin_position,
     fit_learned,
     imbalance_of,
@@ -61,11 +44,15 @@ from crimecast.models.train import (
     resolve_objective,
 )
 from crimecast.models.tuning import tune_params
+from crimecast.pipeline.validation import (
+    final_forecasters,
+    refit_columns,
+    validate,
+)
 
 logger = logging.getLogger(__name__)
 
 VALIDATION_SHARE = 0.8
-ENSEMBLE_WEIGHTS = tuple(round(w, 2) for w in np.linspace(0.0, 1.0, 11))
 
 
 @dataclass
@@ -115,48 +102,6 @@ class TrainResult:
             "seconds": self.seconds,
             "tuning": self.tuned,
         }
-
-
-def _kind(name: str, learned: str) -> str:
-    if name == learned:
-        return "learned"
-    if name == ENSEMBLE:
-        return "ensemble"
-    return "naive" if is_naive(name) else "sepp"
-
-
-def _score(model: Forecaster, rows: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    return model.score(rows), model.predict_proba(rows)
-
-
-def carry_threshold(threshold: float, probe: np.ndarray, final: np.ndarray) -> float:
-    """The validated F1 threshold, moved to the refitted model's probability scale.
-
-    The threshold is chosen on the validation fold with the model fitted before it;
-    the model refitted on the whole training period gives other probabilities. What
-    carries over is the *share of rows flagged*: the final threshold flags the same
-    share of the validation rows (no labels are used).
-    """
-    share = float(np.mean(probe >= threshold))
-    if not 0.0 < share < 1.0 or final.size == 0:
-        return threshold
-    return float(np.quantile(final, 1.0 - share, method="higher"))
-
-
-def _best_weight(learned: np.ndarray, naive: np.ndarray, model: EnsembleForecaster,
-                 rows: pl.DataFrame, unit_areas: pl.DataFrame, metric: str) -> float:
-    """The ensemble weight with the best validation metric (ties: the smaller weight)."""
-    best, best_value = 0.0, -np.inf
-    for weight in ENSEMBLE_WEIGHTS:
-        model.weight = weight
-        score = model.blend(learned, naive)
-        # Any order-preserving map into [0, 1] ranks the same for PR-AUC and ROC-AUC.
-        order = rankdata(score) / len(score)
-        threshold = best_f1_threshold(rows[LABEL].to_numpy(), order)
-        value = metric_value(score_rows(rows, score, order), unit_areas, metric, threshold)
-        if value is not None and value > best_value + 1e-12:
-            best, best_value = weight, value
-    return best
 
 
 @dataclass(frozen=True)
@@ -232,54 +177,25 @@ def train_forecasters(
         seconds["tune"] = time.perf_counter() - began
     learned_name = pipeline.model_type
     metric = primary_metric(features_config.label, pipeline.gate_metric)
+    columns = [name for name, column in COLUMN_FORECASTERS.items() if column in rows.columns]
 
     began = time.perf_counter()
-    probe: dict[str, Forecaster] = {learned_name: fit_learned(
-        fit_rows, features, pipeline, objective, params, models.random_state)}
+    probe_learned = fit_learned(fit_rows, features, pipeline, objective, params,
+                                models.random_state)
     seconds["validation_fit"] = time.perf_counter() - began
-    y_fit = fit_rows[LABEL].to_numpy()
-    for name in COLUMN_FORECASTERS:
-        if COLUMN_FORECASTERS[name] in rows.columns:
-            probe[name] = ColumnForecaster(name).fit(fit_rows, y_fit)
-    y_valid = valid_rows[LABEL].to_numpy()
-    scored = {name: _score(model, valid_rows) for name, model in probe.items()}
-    thresholds = {name: best_f1_threshold(y_valid, prob) for name, (_, prob) in scored.items()}
-    values = {name: metric_value(score_rows(valid_rows, s, p), unit_areas, metric,
-                                 thresholds[name]) for name, (s, p) in scored.items()}
-    kinds = {name: _kind(name, learned_name) for name in probe}
-    naive_name = best_of(values, kinds, "naive")
-    weight = 0.0
-    if naive_name is not None:
-        assert isinstance(probe[naive_name], ColumnForecaster)
-        blend = EnsembleForecaster(probe[learned_name], probe[naive_name])  # type: ignore[arg-type]
-        blend.fit(fit_rows, y_fit)
-        weight = _best_weight(scored[learned_name][0], scored[naive_name][0], blend,
-                              valid_rows, unit_areas, metric)
-        blend.weight = weight
-        blend.fit(fit_rows, y_fit)
-        probe[ENSEMBLE] = blend
-        scored[ENSEMBLE] = _score(blend, valid_rows)
-        thresholds[ENSEMBLE] = best_f1_threshold(y_valid, scored[ENSEMBLE][1])
-        values[ENSEMBLE] = metric_value(score_rows(valid_rows, *scored[ENSEMBLE]), unit_areas,
-                                        metric, thresholds[ENSEMBLE])
-        kinds[ENSEMBLE] = "ensemble"
-    champion = rank(values, kinds)[0]
-
+    validated = validate(probe_learned, columns, fit_rows, valid_rows, unit_areas, metric)
+    # One LightGBM fit at a time, with nothing beside it: its threads wait for each other
+    # many times per tree, so overlapping the two fits (or a fit and the validation work
+    # above) on two cores made both slower, not the step faster.
     began = time.perf_counter()
     learned = fit_learned(train, features, pipeline, objective, params, models.random_state)
     seconds["final_fit"] = time.perf_counter() - began
-    y_train = train[LABEL].to_numpy()
-    final: dict[str, Forecaster] = {learned_name: learned}
-    for name, model in probe.items():
-        if isinstance(model, ColumnForecaster):
-            final[name] = ColumnForecaster(name).fit(train, y_train)
-    if naive_name is not None:
-        naive_final = final[naive_name]
-        assert isinstance(naive_final, ColumnForecaster)
-        final[ENSEMBLE] = EnsembleForecaster(learned, naive_final, weight).fit(train, y_train)
-    thresholds = {name: carry_threshold(thresholds[name], scored[name][1],
-                                        final[name].predict_proba(valid_rows))
-                  for name in final}
+    # The validation fold is the end of the training period: its scores are known already.
+    learned.remember_as(train, valid_rows, int(valid_start))
+    refitted = refit_columns(validated, train)
+    values, kinds, naive_name = validated.values, validated.kinds, validated.best_naive
+    champion = rank(values, kinds)[0]
+    final, thresholds = final_forecasters(validated, learned, refitted, train, valid_rows)
     validation = {
         "metric": metric,
         "values": values,
@@ -288,7 +204,7 @@ def train_forecasters(
         "champion_kind": kinds[champion],
         "champion_line": champion_line(champion, kinds, learned_name, values, metric),
         "best_naive": naive_name,
-        "ensemble": {"naive": naive_name, "weight": weight},
+        "ensemble": {"naive": naive_name, "weight": validated.weight},
         "bins": {"fit": inner.train_end, "gap": gap,
                  "validation": split.train_end - inner.test_start,
                  "start": str(bins[inner.test_start]),

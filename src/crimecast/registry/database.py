@@ -21,6 +21,7 @@ import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from crimecast.errors import RegistryError, as_storage_error
 from crimecast.registry.mlflow_values import quiet_mlflow
@@ -119,13 +120,46 @@ def _set_aside(path: Path) -> None:
                    "so it was moved to %s and is created again", path, aside.name)
 
 
+@contextlib.contextmanager
+def _unsynced(path: Path) -> Iterator[None]:
+    """Inside the block, SQLAlchemy's new SQLite connections to ``path`` (and to no other
+    database) neither sync to disk nor keep their rollback journal on it."""
+    import sqlalchemy
+
+    target = os.path.realpath(path)
+
+    def on_connect(connection: Any, _record: Any) -> None:
+        cursor = connection.cursor()
+        try:
+            files = {os.path.realpath(row[2]) for row in cursor.execute("PRAGMA database_list")
+                     if row[2]}
+            if target in files:
+                cursor.execute("PRAGMA synchronous=OFF")
+                cursor.execute("PRAGMA journal_mode=MEMORY")
+        finally:
+            cursor.close()
+
+    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "connect", on_connect)
+    try:
+        yield
+    finally:
+        sqlalchemy.event.remove(sqlalchemy.engine.Engine, "connect", on_connect)
+
+
 def _create_schema(tmp: Path) -> None:
-    """Create every MLflow table in ``tmp`` (MLflow's own migrations, to the head revision)."""
+    """Create every MLflow table in ``tmp`` (MLflow's own migrations, to the head revision).
+
+    ``tmp`` is renamed into place only once complete, so its migrations need not reach
+    the disk one by one (SQLite syncs every commit, some seventy here): they run
+    without syncing (:func:`_unsynced`) and the finished file is synced once.
+    """
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
     tmp.unlink(missing_ok=True)
-    with quiet_mlflow():
+    with quiet_mlflow(), _unsynced(tmp):
         store = SqlAlchemyStore(f"sqlite:///{tmp.as_posix()}", tmp.parent.as_uri())
         store.engine.dispose()
+    with open(tmp, "rb+") as handle:
+        os.fsync(handle.fileno())
     if not schema_is_complete(tmp):
         raise RegistryError(f"creating the model registry schema in '{tmp}' did not finish.")

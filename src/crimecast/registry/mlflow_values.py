@@ -83,6 +83,25 @@ def pip_requirements() -> list[str]:
     return pins
 
 
+@contextlib.contextmanager
+def pins_trusted() -> Iterator[None]:
+    """Inside the block MLflow does not check that a model's pinned requirements are
+    installed: :func:`pip_requirements` pins the installed versions, and the check reads
+    the metadata of every installed distribution (about a second)."""
+    from mlflow.utils import environment
+
+    name = "warn_dependency_requirement_mismatches"
+    check = getattr(environment, name, None)
+    if check is None:  # another MLflow: nothing to skip
+        yield
+        return
+    setattr(environment, name, lambda *args, **kwargs: None)
+    try:
+        yield
+    finally:
+        setattr(environment, name, check)
+
+
 def error_code(exc: BaseException) -> str:
     return str(getattr(exc, "error_code", ""))
 

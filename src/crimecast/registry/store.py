@@ -35,6 +35,7 @@ from crimecast.registry.mlflow_values import (
     clean_metrics,
     clean_params,
     error_code,
+    pins_trusted,
     pip_requirements,
     quiet_mlflow,
 )
@@ -188,7 +189,8 @@ class ModelRegistry:
         # integer columns would reject JSON ints (int64) and nulls (float) when serving.
         example_pd = head.select(pl.col(model.feature_names).cast(pl.Float64)).to_pandas()
         experiment_id = self.experiment_id()
-        with self.activated(), quiet_mlflow(), tempfile.TemporaryDirectory() as staging:
+        with self.activated(), quiet_mlflow(), pins_trusted(), \
+                tempfile.TemporaryDirectory() as staging:
             for name, source in artifacts.items():
                 target = Path(staging) / name
                 target.parent.mkdir(parents=True, exist_ok=True)
