@@ -17,8 +17,9 @@ import sys
 import time
 
 from crimecast.config import CleaningConfig, FeatureConfig
+from crimecast.data.boundaries import load_lapd_divisions
 from crimecast.data.clean import clean_incidents
-from crimecast.data.geo import load_lapd_divisions, study_area
+from crimecast.data.geo import study_area
 from crimecast.data.lapd import parse_lapd
 from crimecast.data.load import SOURCE_FILE, SOURCE_ROW
 from crimecast.data.weather import load_daily_weather

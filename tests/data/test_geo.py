@@ -1,4 +1,5 @@
-"""Tests for crimecast.data.geo: packaged boundaries, point-in-polygon, CRS helpers, errors."""
+"""Tests for crimecast.data.geo and crimecast.data.boundaries: packaged boundaries,
+point-in-polygon, CRS helpers, errors."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pyproj
 import pytest
 import shapely
 
-from crimecast.data import geo
+from crimecast.data import boundaries, geo
 from crimecast.data.areas import LAPD_AREAS
 from crimecast.errors import CRSError, DataFileError, SchemaError
 
@@ -25,7 +26,7 @@ needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="shared/data not a
 
 @pytest.fixture(scope="module")
 def divisions() -> geo.AreaSet:
-    return geo.load_lapd_divisions()
+    return boundaries.load_lapd_divisions()
 
 
 # --- packaged boundaries ------------------------------------------------------------------
@@ -41,21 +42,21 @@ def test_lapd_divisions(divisions: geo.AreaSet) -> None:
 
 
 def test_tracts_and_portland_and_stations() -> None:
-    tracts = geo.load_tracts()
+    tracts = boundaries.load_tracts()
     assert len(tracts) == 1136
     assert all(g.startswith("06037") and len(g) == 11 for g in tracts.ids.tolist())
     assert tracts.populations is not None
     assert 3.8e6 < tracts.populations.sum() < 4.1e6
-    props = geo.load_geojson_resource("la_tracts_lapd.geojson")["features"][0]["properties"]
+    props = boundaries.load_geojson_resource("la_tracts_lapd.geojson")["features"][0]["properties"]
     assert set(props) == {"GEOID", "population", "lapd_share"}  # no crime_count / risk
-    pdx = geo.load_portland_districts()
+    pdx = boundaries.load_portland_districts()
     assert len(pdx) == 60 and pdx.ids[0] == "510" and pdx.names[0] == "District 510"
-    stations = geo.load_geojson_resource("lapd_stations.geojson")["features"]
+    stations = boundaries.load_geojson_resource("lapd_stations.geojson")["features"]
     assert len(stations) == 21
 
 
 def test_each_station_lies_in_its_own_division(divisions: geo.AreaSet) -> None:
-    feats = geo.load_geojson_resource("lapd_stations.geojson")["features"]
+    feats = boundaries.load_geojson_resource("lapd_stations.geojson")["features"]
     lon, lat = np.array([f["geometry"]["coordinates"] for f in feats]).T
     got = geo.assign_areas(lat, lon, divisions)
     assert got.tolist() == [f["properties"]["PREC"] for f in feats]
@@ -80,7 +81,7 @@ def test_known_points(divisions: geo.AreaSet) -> None:
 
 
 def test_string_ids_use_empty_outside_marker() -> None:
-    tracts = geo.load_tracts()
+    tracts = boundaries.load_tracts()
     out = geo.assign_areas(np.array([34.0522, 33.95]), np.array([-118.2437, -118.65]), tracts)
     assert out[0].startswith("06037") and out[1] == geo.OUTSIDE_STR == tracts.outside_id
 
@@ -137,7 +138,7 @@ def test_portland_calls_fall_in_districts_after_reprojection() -> None:
     x, y = calls["x_coordinate"].to_numpy(), calls["y_coordinate"].to_numpy()
     lon, lat = geo.to_lonlat(x, y, "EPSG:2913")
     assert 45.4 < np.median(lat) < 45.65 and -122.8 < np.median(lon) < -122.5
-    inside = (geo.assign_area_index(lat, lon, geo.load_portland_districts()) >= 0).mean()
+    inside = (geo.assign_area_index(lat, lon, boundaries.load_portland_districts()) >= 0).mean()
     assert inside >= 0.99  # measured 99.67 %
 
 
@@ -216,8 +217,8 @@ def _feat(props: dict[str, Any], geom: dict[str, Any] | None = None) -> dict[str
 
 
 def test_user_geojson_round_trip(tmp_path: Path, divisions: geo.AreaSet) -> None:
-    path = _write(tmp_path, geo.areas_to_geojson(divisions))
-    back = geo.load_area_geojson(path, "id", "name", "population")
+    path = _write(tmp_path, boundaries.areas_to_geojson(divisions))
+    back = boundaries.load_area_geojson(path, "id", "name", "population")
     assert back.ids.tolist() == divisions.ids.tolist()
     assert back.names == divisions.names
     np.testing.assert_array_equal(back.populations, divisions.populations)
@@ -231,7 +232,7 @@ def test_user_geojson_with_projected_crs_member_is_reprojected(tmp_path: Path) -
         _feat({"d": "A"}, {"type": "Polygon", "coordinates": [ring]}),
         crs={"type": "name", "properties": {"name": "EPSG:2913"}},
     )
-    areas = geo.load_area_geojson(_write(tmp_path, doc), "d")
+    areas = boundaries.load_area_geojson(_write(tmp_path, doc), "d")
     lon, lat = areas.geometries[0].centroid.x, areas.geometries[0].centroid.y
     assert -122.8 < lon < -122.5 and 45.4 < lat < 45.7
     assert areas.ids.dtype.kind == "U" and areas.populations is None
@@ -240,7 +241,7 @@ def test_user_geojson_with_projected_crs_member_is_reprojected(tmp_path: Path) -
 def test_missing_id_property_message(tmp_path: Path) -> None:
     path = _write(tmp_path, _fc(_feat({"A": 1, "B": 2})), "x.geojson")
     with pytest.raises(SchemaError) as exc:
-        geo.load_area_geojson(path, "PREC")
+        boundaries.load_area_geojson(path, "PREC")
     assert str(exc.value) == (
         f"boundary file '{path}' has no property 'PREC' on feature 0; available: ['A', 'B']. "
         "Set boundary_id_property to one of them."
@@ -289,14 +290,14 @@ def test_bad_geojson_messages(tmp_path: Path, doc: Any, error: type, message: st
     path = _write(tmp_path, doc)
     pop = "pop" if "'pop'" in message else None
     with pytest.raises(error) as exc:
-        geo.load_area_geojson(path, "id", population_property=pop)
+        boundaries.load_area_geojson(path, "id", population_property=pop)
     assert str(exc.value) == message.format(p=path)
 
 
 def test_missing_file_message(tmp_path: Path) -> None:
     path = tmp_path / "nope.geojson"
     with pytest.raises(DataFileError) as exc:
-        geo.load_area_geojson(path, "id")
+        boundaries.load_area_geojson(path, "id")
     assert str(exc.value) == (
         f"boundary file '{path}' does not exist. Pass the path of a UTF-8 GeoJSON "
         "FeatureCollection of Polygon/MultiPolygon features."

@@ -11,7 +11,7 @@ import pytest
 import shapely
 from scipy.spatial.distance import cdist
 
-from crimecast.data import geo
+from crimecast.data import boundaries, geo
 from crimecast.errors import ConfigError, DataError, DependencyError
 from crimecast.features import grid as grid_module
 from crimecast.features.units import UnitSet, build_units
@@ -43,7 +43,7 @@ def square_areas(ids: list[str], boxes: list[tuple[float, float, float, float]])
 
 @pytest.fixture(scope="module")
 def divisions() -> geo.AreaSet:
-    return geo.load_lapd_divisions()
+    return boundaries.load_lapd_divisions()
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def lapd_districts() -> UnitSet:
 
 def lapd_tract_population() -> float:
     """Population of the packaged tracts that lies inside LAPD (each tract's lapd_share)."""
-    feats = geo.load_geojson_resource("la_tracts_lapd.geojson")["features"]
+    feats = boundaries.load_geojson_resource("la_tracts_lapd.geojson")["features"]
     return sum(f["properties"]["population"] * f["properties"]["lapd_share"] for f in feats)
 
 
@@ -98,7 +98,7 @@ def test_area_units_are_restricted_to_areas_present(inside_points: tuple) -> Non
     assert west_la.region == ("West LA",) and west_la.population.tolist() == [242_400.0]
     # with no area ids the location decides; history_mask excludes the later events
     units = build_units("area", lat[[0, 7, 12]], lon[[0, 7, 12]],
-                        boundary=geo.load_lapd_divisions(),
+                        boundary=boundaries.load_lapd_divisions(),
                         history_mask=np.array([True, True, False]))
     assert units.ids == ("1", "8") and units.crs.to_epsg() == 32611
 

@@ -50,10 +50,11 @@ def write_bytes(path: Path, payload: bytes) -> None:
         os.fsync(stream.fileno())
 
 
-def write_parquet(frame: pl.DataFrame, path: Path) -> None:
-    """Write a frame atomically (to a temporary name, then renamed)."""
+def write_parquet(frame: pl.DataFrame, path: Path, compression_level: int | None = None) -> None:
+    """Write a frame atomically (to a temporary name, then renamed), zstd-compressed at
+    ``compression_level`` (default: Polars' level)."""
     with atomic_path(path) as tmp:
-        frame.write_parquet(tmp)
+        frame.write_parquet(tmp, compression="zstd", compression_level=compression_level)
 
 
 def write_json(payload: dict[str, Any], path: Path) -> None:

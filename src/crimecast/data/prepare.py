@@ -11,16 +11,14 @@ import numpy as np
 import polars as pl
 
 from crimecast.config import CleaningConfig
-from crimecast.data.clean import CleanResult, attach_raw_values, clean_incidents, report_json
-from crimecast.data.crime_codes import select_crime_types
-from crimecast.data.geo import (
-    AreaSet,
-    assign_area_index,
+from crimecast.data.boundaries import (
     load_area_geojson,
     load_lapd_divisions,
     load_portland_districts,
-    study_area,
 )
+from crimecast.data.clean import CleanResult, attach_raw_values, clean_incidents, report_json
+from crimecast.data.crime_codes import select_crime_types
+from crimecast.data.geo import AreaSet, assign_area_index, study_area
 from crimecast.data.load import load_incidents
 from crimecast.data.mapping import ColumnMap
 from crimecast.data.output import write_json, write_parquet

@@ -57,12 +57,11 @@ import scipy.sparse as sp
 import shapely
 
 from crimecast.data.areas import LAPD_AREAS
+from crimecast.data.boundaries import load_lapd_divisions, load_tracts
 from crimecast.data.geo import (
     WGS84,
     AreaSet,
     assign_area_index,
-    load_lapd_divisions,
-    load_tracts,
     to_lonlat,
     to_projected,
     transform_geometry,

@@ -16,7 +16,8 @@ import numpy as np
 import polars as pl
 import shapely
 
-from crimecast.data.geo import assign_areas, load_tracts
+from crimecast.data.boundaries import load_tracts
+from crimecast.data.geo import assign_areas
 from crimecast.features.unit_table import table_geometries
 from crimecast.serving.bundle import ModelBundle
 from crimecast.serving.forecast import Forecast
