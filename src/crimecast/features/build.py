@@ -221,7 +221,11 @@ def build_rows(inputs: PanelInputs, unit: np.ndarray, bin_: np.ndarray) -> pl.Da
                              rows=Rows(unit=unit, row=issue, first_bin=panel.first_bin,
                                        n_units=panel.n_units))
     context.cache.update(inputs.shared)
-    columns = declared_matrices(context)
+    if shares_cores():  # other workers use the other cores
+        columns = declared_matrices(context)
+    else:  # a second thread shares the work, as in build_block
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crimecast-features") as pool:
+            columns = declared_matrices(context, pool)
     share_panel_work(inputs, context)
     context.cache.clear()
     early = issue < panel.first_bin  # the dense panel's shift leaves these NaN
