@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import polars as pl
@@ -12,7 +13,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from crimecast.evaluation.bootstrap import bin_counts, bin_sums
 from crimecast.evaluation.hotspot import hotspot_curve
+from crimecast.evaluation.metrics import PROB_CLIP
 from crimecast.evaluation.report import build_evaluation_report
 from crimecast.evaluation.streamed import StreamedEvaluation
 
@@ -124,3 +127,68 @@ def test_streamed_hotspot_curves_equal_the_in_memory_curves() -> None:
             # the same per-bin values; a mean over concatenated blocks may round differently
             assert curve[column] == pytest.approx(values, rel=1e-12), column
         assert curve["share"][0] == 0.005 and curve["share"][-1] == 0.2
+
+
+def _bin_sums_as_before(code: np.ndarray, n_bins: int, y: np.ndarray, prob: np.ndarray,
+                        threshold: float) -> np.ndarray:
+    """``bin_sums`` as first written: every sum a weighted bincount, both losses on every row."""
+    predicted = prob >= threshold
+    clipped = np.clip(prob, PROB_CLIP, 1.0 - PROB_CLIP)
+    return np.column_stack([
+        np.bincount(code, minlength=n_bins),
+        np.bincount(code, weights=y, minlength=n_bins),
+        np.bincount(code, weights=predicted & y, minlength=n_bins),
+        np.bincount(code, weights=predicted & ~y, minlength=n_bins),
+        np.bincount(code, weights=(prob - y) ** 2, minlength=n_bins),
+        np.bincount(code, weights=np.where(y, -np.log(clipped), -np.log1p(-clipped)),
+                    minlength=n_bins),
+    ]).astype(np.float64)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 17, 100_003])
+def test_bin_sums_are_bit_for_bit_those_of_the_plain_formula(rows: int) -> None:
+    rng = np.random.default_rng(rows)
+    code = np.sort(rng.integers(0, 9, rows))
+    y = rng.random(rows) < 0.2
+    prob = rng.random(rows) ** 3
+    prob[: min(rows, 4)] = [0.0, 1.0, 0.2, 1e-300][: min(rows, 4)]
+    want = _bin_sums_as_before(code, 12, y, prob, 0.2)
+    assert bin_sums(code, 12, y, prob, 0.2).tobytes() == want.tobytes()
+    counts = bin_counts(code, 12, y)
+    assert bin_sums(code, 12, y, prob, 0.2, counts).tobytes() == want.tobytes()
+
+
+def test_a_block_shared_by_its_forecasters_reports_what_adding_each_alone_does() -> None:
+    frame, areas = predictions(11, bins=12)
+    # a few unlabelled rows (the same in every forecaster's part) and a region too small
+    # for per-region hotspot measures
+    unlabelled = (pl.int_range(pl.len()) % 7 == 3) & (pl.col("bin_start") > START)
+    frame = frame.with_columns(
+        y_true=pl.when(unlabelled.over("model")).then(None).otherwise(pl.col("y_true")),
+        region=pl.when(pl.col("unit_id") == "u000").then(pl.lit("tiny"))
+        .otherwise(pl.col("region")))
+    bins = frame["bin_start"].unique().sort()
+    alone = StreamedEvaluation(areas, THRESHOLDS, ["learned", "naive"])
+    shared = StreamedEvaluation(areas, THRESHOLDS, ["learned", "naive"])
+    for lo, hi in ((0, 5), (5, 6), (6, 12)):
+        part = frame.filter(pl.col("bin_start").is_between(bins[lo], bins[hi - 1]))
+        alone.add(part)
+        block = shared.block()
+        parts = part.partition_by("model", as_dict=True)
+        with ThreadPoolExecutor(max_workers=2) as pool:  # forecasters side by side
+            added = [pool.submit(block.add, name, parts[(name,)]) for name in ("learned", "naive")]
+            for future in added:
+                future.result()
+    for primary in ("learned", "naive"):
+        assert (shared.report({}, n_resamples=20, primary=primary)
+                == alone.report({}, n_resamples=20, primary=primary))
+    assert shared.curves("naive") == alone.curves("naive")
+    assert shared.hotspot_curves() == alone.hotspot_curves()
+
+
+def test_a_block_takes_only_forecasters_of_the_same_rows() -> None:
+    frame, areas = predictions(2, bins=3)
+    block = StreamedEvaluation(areas, THRESHOLDS, ["learned"]).block()
+    block.add("learned", frame.filter(pl.col("model") == "learned"))
+    with pytest.raises(ValueError, match="the same rows"):
+        block.add("naive", frame.filter(pl.col("model") == "naive").head(10))

@@ -138,21 +138,35 @@ def _confusion_values(
 
 
 def bin_sums(code: np.ndarray, n_bins: int, y: np.ndarray, prob: np.ndarray,
-             threshold: float) -> np.ndarray:
+             threshold: float, counts: tuple[np.ndarray, np.ndarray] | None = None
+             ) -> np.ndarray:
     """Per bin (``code``): rows, positives, true and false positives at ``threshold``,
     squared error and log loss, the sums every threshold metric is a ratio of; ``y``
-    is boolean."""
+    is boolean. ``counts`` may pass :func:`bin_counts` of the same ``code`` and ``y``
+    (shared by every forecaster scored on the same rows)."""
+    rows, positives = counts if counts is not None else bin_counts(code, n_bins, y)
     predicted = prob >= threshold
     clipped = np.clip(prob, PROB_CLIP, 1.0 - PROB_CLIP)
+    # Each row's loss from the one formula its label needs (the values np.where would
+    # pick); the float sums keep np.bincount's row order, so they are bit for bit the same.
+    loss = np.empty_like(clipped)
+    loss[y] = -np.log(clipped[y])
+    loss[~y] = -np.log1p(-clipped[~y])
     return np.column_stack([
-        np.bincount(code, minlength=n_bins),
-        np.bincount(code, weights=y, minlength=n_bins),
-        np.bincount(code, weights=predicted & y, minlength=n_bins),
-        np.bincount(code, weights=predicted & ~y, minlength=n_bins),
+        rows,
+        positives,
+        np.bincount(code[predicted & y], minlength=n_bins),
+        np.bincount(code[predicted & ~y], minlength=n_bins),
         np.bincount(code, weights=(prob - y) ** 2, minlength=n_bins),
-        np.bincount(code, weights=np.where(y, -np.log(clipped), -np.log1p(-clipped)),
-                    minlength=n_bins),
+        np.bincount(code, weights=loss, minlength=n_bins),
     ]).astype(np.float64)
+
+
+def bin_counts(code: np.ndarray, n_bins: int, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and positives per bin (``code``), the first two columns of :func:`bin_sums`
+    (whole numbers, so counted exactly as integers)."""
+    return (np.bincount(code, minlength=n_bins),
+            np.bincount(code[y], minlength=n_bins))
 
 
 def confusion_values(sums: np.ndarray) -> dict[str, np.ndarray]:

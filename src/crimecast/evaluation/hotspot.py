@@ -40,6 +40,7 @@ no Python loop over bins or units.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -187,7 +188,7 @@ def _captured(
 
 
 @dataclass(frozen=True)
-class _Shared:
+class SharedRows:
     """What every forecaster scored on the same rows shares: the checked rows (without a
     score), the per-bin events and the oracle's catch."""
 
@@ -199,7 +200,7 @@ class _Shared:
 
 
 def _shared(frame: pl.DataFrame, unit_areas: pl.DataFrame, shares: Sequence[float],
-            by: str | None) -> _Shared:
+            by: str | None) -> SharedRows:
     checked = _check_shares(shares)
     areas = _check_areas(unit_areas)
     base = _prepare(frame, areas, by)
@@ -225,11 +226,11 @@ def _shared(frame: pl.DataFrame, unit_areas: pl.DataFrame, shares: Sequence[floa
     # Units without events rank after all others in the oracle's order, so they
     # cannot change what it captures: leave them out of its (much smaller) sort.
     oracle = _captured(base.filter(pl.col("actual_count") > 0), "actual_count", limits, "oracle_")
-    return _Shared(base, keys, checked, limits,
+    return SharedRows(base, keys, checked, limits,
                    events.join(oracle, on="_group", how="left"))
 
 
-def _measured(shared: _Shared, base: pl.DataFrame) -> pl.DataFrame:
+def _measured(shared: SharedRows, base: pl.DataFrame) -> pl.DataFrame:
     """The per-bin measures of the forecaster whose ``score`` column ``base`` holds."""
     model = _captured(base, "score", shared.limits, "model_")
     joined = shared.events.join(model, on="_group", how="left")
@@ -251,6 +252,24 @@ def _measured(shared: _Shared, base: pl.DataFrame) -> pl.DataFrame:
         ]
     keys = shared.keys
     return joined.select(*keys, "events", "total_area_km2", *measures).sort(keys)
+
+
+def shared_rows(frame: pl.DataFrame, unit_areas: pl.DataFrame,
+                shares: Sequence[float] = DEFAULT_SHARES, by: str | None = None) -> SharedRows:
+    """What :func:`hotspot_per_bin` of ``frame`` shares with every other forecaster's
+    frame holding the same rows: feed each one's scores to :func:`measured_with`. Its
+    rows keep only the columns the ranking reads (a forecaster's block holds it)."""
+    shared = _shared(frame, unit_areas, shares, by)
+    slim = shared.base.select("_row", "_group", "unit_rank", "area_km2", "actual_count",
+                              "total_area_km2")
+    return dataclasses.replace(shared, base=slim)
+
+
+def measured_with(shared: SharedRows, score: pl.Series, index: pl.Series) -> pl.DataFrame:
+    """:func:`hotspot_per_bin` of the rows behind ``shared`` scored by ``score``, where
+    ``index`` gives the position in ``score`` of each row of ``shared.base``."""
+    score = score.cast(pl.Float64).fill_nan(None).gather(index)
+    return _measured(shared, shared.base.with_columns(score=score))
 
 
 def hotspot_per_bin(
@@ -295,8 +314,7 @@ def hotspot_per_bin_of(
             return _measured(shared, shared.base)
         if frame.select(SAME_ROWS).equals(same) and "score" in frame.columns and (
                 "model" not in frame.columns or frame["model"].n_unique() == 1):
-            score = frame["score"].cast(pl.Float64).fill_nan(None).gather(shared.base["_row"])
-            return _measured(shared, shared.base.with_columns(score=score))
+            return measured_with(shared, frame["score"], shared.base["_row"])
         return hotspot_per_bin(frame, unit_areas, shares)
 
     return dict(zip(frames, thread_map(per_bin, frames.values()), strict=True))

@@ -12,24 +12,33 @@ PREDICTION_COLUMNS = ("model", "unit_id", "region", "bin_start", "y_true", "prob
                       "actual_count")
 
 
+def prediction_keys(rows: pl.DataFrame) -> pl.DataFrame:
+    """The columns of :func:`predictions_frame` every forecaster of ``rows`` shares."""
+    return rows.select(
+        "unit_id", "region", "bin_start",
+        pl.col("target_hotspot").cast(pl.Int8).alias("y_true"),
+        pl.col("target_count").cast(pl.Int64).alias("actual_count"),
+    )
+
+
+def prediction_part(rows: pl.DataFrame, keys: pl.DataFrame, name: str,
+                    model: Forecaster) -> pl.DataFrame:
+    """Forecaster ``name``'s rows of :func:`predictions_frame`; ``keys`` is
+    :func:`prediction_keys` of ``rows``."""
+    prob = model.predict_proba(rows)
+    score = model.score(rows)
+    return keys.with_columns(
+        model=pl.lit(name), prob=pl.Series(prob, dtype=pl.Float64),
+        score=pl.Series(score, dtype=pl.Float64)).select(PREDICTION_COLUMNS)
+
+
 def prediction_parts(
     rows: pl.DataFrame, models: Mapping[str, Forecaster]
 ) -> dict[str, pl.DataFrame]:
     """:func:`predictions_frame`'s rows of each model, ``{name: frame}`` (every part holds
     the same units and bins in the same order)."""
-    keys = rows.select(
-        "unit_id", "region", "bin_start",
-        pl.col("target_hotspot").cast(pl.Int8).alias("y_true"),
-        pl.col("target_count").cast(pl.Int64).alias("actual_count"),
-    )
-    parts = {}
-    for name, model in models.items():
-        prob = model.predict_proba(rows)
-        score = model.score(rows)
-        parts[name] = keys.with_columns(
-            model=pl.lit(name), prob=pl.Series(prob, dtype=pl.Float64),
-            score=pl.Series(score, dtype=pl.Float64)).select(PREDICTION_COLUMNS)
-    return parts
+    keys = prediction_keys(rows)
+    return {name: prediction_part(rows, keys, name, model) for name, model in models.items()}
 
 
 def predictions_frame(

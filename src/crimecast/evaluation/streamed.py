@@ -23,11 +23,15 @@ writes a report of the same shape:
   included); the bootstrap resamples the same bins.
 
 Memory is two ``bins × levels`` count arrays per forecaster, not the rows.
+:meth:`StreamedEvaluation.block` takes a block's forecasters one at a time (on one
+or more threads) and computes what they share (bin and region codes, labels, the
+hotspot measures' checks and oracle) once; the figures are those of :meth:`add`.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -35,6 +39,7 @@ import numpy as np
 import polars as pl
 
 from crimecast.evaluation.bootstrap import (
+    bin_counts,
     bin_sums,
     confusion_values,
     draw_bin_resamples,
@@ -48,8 +53,10 @@ from crimecast.evaluation.curves import (
 from crimecast.evaluation.hotspot import (
     CURVE_SHARES,
     DEFAULT_SHARES,
+    SharedRows,
     curve_of_per_bin,
-    hotspot_per_bin,
+    measured_with,
+    shared_rows,
     summarise_per_bin,
 )
 from crimecast.evaluation.metrics import CLASSIFICATION_METRICS, json_float
@@ -62,6 +69,7 @@ from crimecast.evaluation.report import (
 logger = logging.getLogger(__name__)
 
 LEVELS = 4096
+_CALIBRATION_EDGES = np.linspace(0.0, 1.0, CALIBRATION_BINS + 1)[1:-1]
 # per-bin measures kept: the report's shares and the card's curve from 0.5% to 20%
 _MEASURED_SHARES = tuple(sorted({*DEFAULT_SHARES, *CURVE_SHARES}))
 
@@ -87,22 +95,35 @@ class _ModelStats:
             self.edges = np.unique(np.concatenate([quantiles, even]))
         return np.searchsorted(self.edges, prob, side="right")
 
-    def add(self, code: np.ndarray, n_bins: int, y: np.ndarray, prob: np.ndarray,
-            threshold: float) -> None:
-        self.sums.append(bin_sums(code, n_bins, y, prob, threshold))
+    def add(self, rows: _Rows, prob: np.ndarray, threshold: float) -> np.ndarray:
+        """Take one block's labelled ``rows`` with this forecaster's ``prob``; returns each
+        row's probability level."""
+        n_bins = rows.n_bins
+        self.sums.append(bin_sums(rows.code, n_bins, rows.y, prob, threshold, rows.counts))
         level = self.level_of(prob)
         width = self.levels
-        cell = code * width + level
-        self.positive.append(np.bincount(cell[y], minlength=n_bins * width)
+        cell = rows.code * width + level
+        self.positive.append(np.bincount(cell[rows.y], minlength=n_bins * width)
                              .reshape(n_bins, width).astype(np.int32))
-        self.negative.append(np.bincount(cell[~y], minlength=n_bins * width)
+        self.negative.append(np.bincount(cell[~rows.y], minlength=n_bins * width)
                              .reshape(n_bins, width).astype(np.int32))
-        which = np.searchsorted(np.linspace(0.0, 1.0, CALIBRATION_BINS + 1)[1:-1], prob,
-                                side="right")
+        which = np.searchsorted(_CALIBRATION_EDGES, prob, side="right")
         self.calibration += np.stack([
             np.bincount(which, minlength=CALIBRATION_BINS),
             np.bincount(which, weights=prob, minlength=CALIBRATION_BINS),
-            np.bincount(which, weights=y, minlength=CALIBRATION_BINS)])
+            np.bincount(which, weights=rows.y, minlength=CALIBRATION_BINS)])
+        return level
+
+
+class _Rows:
+    """What every forecaster's statistics share on one block's labelled rows (or one
+    block's regions): the group ``code`` of each row, its label and their counts."""
+
+    def __init__(self, code: np.ndarray, n_groups: int, y: np.ndarray) -> None:
+        self.code = code
+        self.n_bins = n_groups
+        self.y = y
+        self.counts = bin_counts(code, n_groups, y)
 
 
 def ranking_values(weights: np.ndarray, positive: np.ndarray, negative: np.ndarray
@@ -157,49 +178,53 @@ class StreamedEvaluation:
         """Take the predictions of one or more whole bins (every model)."""
         if predictions.height == 0:
             return
-        bins = predictions["bin_start"].unique().sort()
         for (name,), rows in predictions.partition_by("model", as_dict=True).items():
-            stats = self.models[str(name)]
-            if stats.last is not None and bins[0] <= stats.last:
-                raise ValueError("blocks must arrive in time order, each with whole bins")
-            stats.last = bins[-1]
-            if str(name) == self.primaries[0]:
-                self.bins.extend(bins.to_list())
-            stats.hotspots.append(hotspot_per_bin(rows, self.unit_areas, _MEASURED_SHARES))
-            labelled = rows.filter(pl.col("y_true").is_not_null())
-            code = np.searchsorted(bins.to_numpy(), labelled["bin_start"].to_numpy())
-            y = labelled["y_true"].to_numpy().astype(bool)
-            prob = labelled["prob"].to_numpy().astype(np.float64)
-            stats.add(code, bins.len(), y, prob, self.thresholds[str(name)])
-            if str(name) == self.primaries[0]:
-                self.rows += rows.height
-                self.units.update(rows["unit_id"].unique().to_list())
-            if str(name) in self.primaries:
-                self._add_regions(str(name), rows, labelled, y, prob)
+            self.block().add(str(name), rows)
 
-    def _add_regions(self, model: str, rows: pl.DataFrame, labelled: pl.DataFrame,
-                     y: np.ndarray, prob: np.ndarray) -> None:
-        region = labelled["region"].cast(pl.String)
-        names = region.unique().sort().to_list()
-        code = (region.rank("dense") - 1).cast(pl.Int64).to_numpy()
+    def block(self) -> StreamedBlock:
+        """A block of whole bins whose forecasters arrive one at a time, each
+        :meth:`StreamedBlock.add` holding the same rows in the same order: what they
+        share (bins, labels, the hotspot measures' checks and oracle) is computed once."""
+        return StreamedBlock(self)
+
+    def _add_model(self, block: StreamedBlock, name: str, rows: pl.DataFrame) -> None:
+        stats = self.models[name]
+        bins = block.bins
+        if stats.last is not None and bins[0] <= stats.last:
+            raise ValueError("blocks must arrive in time order, each with whole bins")
+        stats.last = bins[-1]
+        first = name == self.primaries[0]
+        if first:
+            self.bins.extend(bins.to_list())
+        stats.hotspots.append(block.hotspots(rows))
+        labelled = block.labelled(rows)
+        prob = labelled["prob"].to_numpy().astype(np.float64)
+        level = stats.add(block.rows(labelled), prob, self.thresholds[name])
+        if first:
+            self.rows += rows.height
+            self.units.update(rows["unit_id"].unique().to_list())
+        if name in self.primaries:
+            self._add_regions(name, block, rows, prob, level)
+
+    def _add_regions(self, model: str, block: StreamedBlock, rows: pl.DataFrame,
+                     prob: np.ndarray, level: np.ndarray) -> None:
+        names, regions = block.regions(rows)
         width = self.levels
-        cell = code * width + self.models[model].level_of(prob)
+        cell = regions.code * width + level
         shape = (len(names), width)
-        sums = bin_sums(code, len(names), y, prob, self.thresholds[model])
-        positive = np.bincount(cell[y], minlength=shape[0] * width).reshape(shape)
-        negative = np.bincount(cell[~y], minlength=shape[0] * width).reshape(shape)
+        sums = bin_sums(regions.code, len(names), regions.y, prob, self.thresholds[model],
+                        regions.counts)
+        positive = np.bincount(cell[regions.y], minlength=shape[0] * width).reshape(shape)
+        negative = np.bincount(cell[~regions.y], minlength=shape[0] * width).reshape(shape)
         for i, name in enumerate(names):
             held = self.regions[model].setdefault(
                 str(name), [np.zeros(6), np.zeros(width), np.zeros(width)])
             held[0] += sums[i]
             held[1] += positive[i]
             held[2] += negative[i]
-        counts = rows.group_by("region").agg(pl.col("unit_id").n_unique().alias("units"))
-        eligible = counts.filter(pl.col("units") >= MIN_UNITS_FOR_REGION_HOTSPOTS)
-        if eligible.height:
-            self.region_hotspots[model].append(hotspot_per_bin(
-                rows.join(eligible.select("region"), on="region", how="semi"),
-                self.unit_areas, by="region"))
+        hotspots = block.region_hotspots(rows)
+        if hotspots is not None:
+            self.region_hotspots[model].append(hotspots)
 
     def _model_block(self, name: str, n_resamples: int, seed: int) -> dict[str, Any]:
         stats = self.models[name]
@@ -271,3 +296,98 @@ class StreamedEvaluation:
         (:func:`~crimecast.evaluation.hotspot.hotspot_curve`), over every test bin."""
         return {name: curve_of_per_bin(pl.concat(stats.hotspots)).to_dict(as_series=False)
                 for name, stats in self.models.items() if stats.hotspots}
+
+
+class StreamedBlock:
+    """One block of whole bins in a :class:`StreamedEvaluation`, its forecasters added one
+    at a time with :meth:`add`. Every frame added holds the same rows in the same order
+    (as :func:`~crimecast.evaluation.predict.prediction_parts` lays them out), so the bins,
+    labels, region codes and the hotspot measures' checks and oracle are computed once
+    and shared: the figures are those of adding each forecaster alone. Only arrays and
+    slim frames are kept between forecasters, never a whole frame. Forecasters may be
+    added from several threads at once (each once per block): what they share is
+    computed under a lock by the first that needs it."""
+
+    def __init__(self, evaluation: StreamedEvaluation) -> None:
+        self.evaluation = evaluation
+        self.bins = pl.Series("bin_start", [])
+        self._height: int | None = None
+        self._mask: pl.Series | None = None
+        self._rows: _Rows | None = None
+        self._hotspot: SharedRows | None = None
+        self._regions: tuple[list[Any], _Rows] | None = None
+        self._region_rows: pl.Series | None = None
+        self._region_hotspot: SharedRows | None = None
+        self._lock = threading.RLock()
+
+    def add(self, name: str, predictions: pl.DataFrame) -> None:
+        """Take forecaster ``name``'s predictions of the block (one model's rows)."""
+        if predictions.height == 0:
+            return
+        with self._lock:
+            if self._height is None:
+                self.bins = predictions["bin_start"].unique().sort()
+                labelled = predictions["y_true"].is_not_null()
+                self._mask = None if labelled.all() else labelled
+                self._height = predictions.height
+            elif predictions.height != self._height:
+                raise ValueError("every forecaster of a block must score the same rows")
+        self.evaluation._add_model(self, name, predictions)
+
+    def labelled(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """``rows`` with a label."""
+        return rows if self._mask is None else rows.filter(self._mask)
+
+    def rows(self, labelled: pl.DataFrame) -> _Rows:
+        """Bin code and label of each ``labelled`` row."""
+        with self._lock:
+            return self._rows_of(labelled)
+
+    def _rows_of(self, labelled: pl.DataFrame) -> _Rows:
+        if self._rows is None:
+            code = np.searchsorted(self.bins.to_numpy(), labelled["bin_start"].to_numpy())
+            self._rows = _Rows(code, self.bins.len(), labelled["y_true"].to_numpy().astype(bool))
+        return self._rows
+
+    def regions(self, rows: pl.DataFrame) -> tuple[list[Any], _Rows]:
+        """The block's region names and each labelled row's region code and label."""
+        with self._lock:
+            return self._regions_of(rows)
+
+    def _regions_of(self, rows: pl.DataFrame) -> tuple[list[Any], _Rows]:
+        if self._regions is None:
+            region = self.labelled(rows)["region"].cast(pl.String)
+            names = region.unique().sort().to_list()
+            code = (region.rank("dense") - 1).cast(pl.Int64).to_numpy()
+            y = self.rows(self.labelled(rows)).y
+            self._regions = (names, _Rows(code, len(names), y))
+        return self._regions
+
+    def hotspots(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """:func:`~crimecast.evaluation.hotspot.hotspot_per_bin` of one forecaster's rows."""
+        with self._lock:
+            if self._hotspot is None:
+                self._hotspot = shared_rows(rows, self.evaluation.unit_areas, _MEASURED_SHARES)
+            shared = self._hotspot
+        return measured_with(shared, rows["score"], shared.base["_row"])
+
+    def region_hotspots(self, rows: pl.DataFrame) -> pl.DataFrame | None:
+        """:func:`~crimecast.evaluation.hotspot.hotspot_per_bin` by region of one
+        forecaster's rows in the regions with enough units; ``None`` without any."""
+        with self._lock:
+            self._share_regions(rows)
+        if self._region_hotspot is None or self._region_rows is None:
+            return None
+        return measured_with(self._region_hotspot, rows["score"],
+                             self._region_rows.gather(self._region_hotspot.base["_row"]))
+
+    def _share_regions(self, rows: pl.DataFrame) -> None:
+        if self._region_rows is None:
+            counts = rows.group_by("region").agg(pl.col("unit_id").n_unique().alias("units"))
+            eligible = counts.filter(pl.col("units") >= MIN_UNITS_FOR_REGION_HOTSPOTS)
+            kept = rows.with_row_index("_index").join(eligible.select("region"), on="region",
+                                                      how="semi")
+            self._region_rows = kept["_index"]
+            if eligible.height:
+                self._region_hotspot = shared_rows(kept.drop("_index"),
+                                                   self.evaluation.unit_areas, by="region")

@@ -28,6 +28,7 @@ import logging
 import shutil
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +38,9 @@ import polars as pl
 from crimecast.config import FeatureConfig, PipelineConfig
 from crimecast.data.clean import CleanResult
 from crimecast.data.output import write_parquet
-from crimecast.evaluation.predict import predictions_frame
+from crimecast.evaluation.predict import prediction_keys, prediction_part
 from crimecast.evaluation.streamed import StreamedEvaluation
-from crimecast.executor import SERIAL, Executor, LocalExecutor
+from crimecast.executor import SERIAL, Executor, LocalExecutor, shares_cores
 from crimecast.features.asof import PanelGrid
 from crimecast.features.blocks import Block, plan_blocks, warmup_bins
 from crimecast.features.build import (
@@ -65,6 +66,7 @@ logger = logging.getLogger(__name__)
 
 KEEP_SHARE = 0.01  # predictions.parquet: each forecaster's top 1% of units per bin
 VALIDATION_CHUNK_ROWS = 1_000_000
+SCORING_THREADS = 2  # forecasters measured at once in a test block (memory: their predictions)
 
 
 def streamed_executor(executor: Executor | None) -> Executor:
@@ -249,6 +251,33 @@ def _kept(predictions: pl.DataFrame, n_units: int) -> pl.DataFrame:
     return predictions.filter((rank <= top) | (pl.col("actual_count") > 0))
 
 
+def _score_block(rows: pl.DataFrame, models: dict[str, Forecaster],
+                 evaluation: StreamedEvaluation, n_units: int) -> list[pl.DataFrame]:
+    """Every forecaster's predictions of one block into ``evaluation``; returns the kept
+    rows of each, in ``models``' order. A forecaster's statistics (single-threaded NumPy
+    and Polars sorts, most of the work) run on a second thread while the next forecaster
+    predicts and the one before is measured; at most :data:`SCORING_THREADS` forecasters'
+    predictions are held besides the one predicting."""
+    keys, block = prediction_keys(rows), evaluation.block()
+
+    def measure(name: str, predictions: pl.DataFrame) -> pl.DataFrame:
+        block.add(name, predictions)
+        return _kept(predictions, n_units)
+
+    threads = 1 if shares_cores() else SCORING_THREADS
+    kept: list[pl.DataFrame] = []
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="crimecast-score") as pool:
+        pending: list[Future[pl.DataFrame]] = []
+        for name, model in models.items():  # one forecaster's predictions at a time
+            predictions = prediction_part(rows, keys, name, model)
+            if len(pending) >= threads:
+                kept.append(pending.pop(0).result())
+            pending.append(pool.submit(measure, name, predictions))
+            del predictions
+        kept.extend(future.result() for future in pending)
+    return kept
+
+
 def evaluate_streamed(meta: dict[str, Any], clean: pl.DataFrame, unit_table: pl.DataFrame,
                       models: dict[str, Forecaster], evaluation: StreamedEvaluation,
                       out: Path, executor: Executor | None = None) -> int:
@@ -271,14 +300,11 @@ def evaluate_streamed(meta: dict[str, Any], clean: pl.DataFrame, unit_table: pl.
             rows = frames.pop(0)  # one block's rows in memory (order does not matter here)
             if rows["target_hotspot"].null_count():
                 rows = rows.filter(pl.col("target_hotspot").is_not_null())
-            for name, model in models.items():  # one forecaster's predictions at a time
-                predictions = predictions_frame(rows, {name: model})
-                evaluation.add(predictions)
-                kept.append(_kept(predictions, len(units)))
+            kept.extend(_score_block(rows, models, evaluation, len(units)))
             scored += rows.height
             logger.info("evaluated %d test rows (%d so far)", rows.height, scored)
             # Nothing may keep this block alive while the next one is built.
-            del rows, predictions
+            del rows
             for model in models.values():
                 for part in (model, getattr(model, "learned", None)):
                     if isinstance(part, HotspotModel):
