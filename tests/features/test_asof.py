@@ -12,6 +12,7 @@ import pytest
 from crimecast.errors import ConfigError
 from crimecast.features.asof import (
     PanelGrid,
+    event_arrays,
     interval_counts,
     lag_counts,
     occurrence_counts,
@@ -60,10 +61,10 @@ def test_window_and_lag_counts_respect_availability() -> None:
     # occurred in bin 1, known from row 2; occurred in bin 1, known only from row 4 (late
     # report); occurred in bin 3, known from row 4.
     events = _events([(0, 1, 2), (0, 1, 4), (0, 3, 4)])
-    assert window_counts(events, grid, 1).tolist() == [[0, 0, 1, 0, 1, 0]]
-    assert window_counts(events, grid, 3).tolist() == [[0, 0, 1, 1, 3, 1]]
-    assert lag_counts(events, grid, 1).tolist() == [[0, 0, 1, 0, 1, 0]]
-    assert lag_counts(events, grid, 3).tolist() == [[0, 0, 0, 0, 2, 0]]
+    assert window_counts(*event_arrays(events), grid, 1).tolist() == [[0, 0, 1, 0, 1, 0]]
+    assert window_counts(*event_arrays(events), grid, 3).tolist() == [[0, 0, 1, 1, 3, 1]]
+    assert lag_counts(*event_arrays(events), grid, 1).tolist() == [[0, 0, 1, 0, 1, 0]]
+    assert lag_counts(*event_arrays(events), grid, 3).tolist() == [[0, 0, 0, 0, 2, 0]]
     assert occurrence_counts(events, grid).tolist() == [[0, 2, 0, 1, 0, 0]]
     assert occurrence_counts(events, grid, max_delay=1).tolist() == [[0, 1, 0, 1, 0, 0]]
 

@@ -195,7 +195,8 @@ def row_trailing_stats(units: np.ndarray, occ: np.ndarray, rows: Rows, window: i
     return mean, sd
 
 
-def _columns(events: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def event_arrays(events: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An :func:`event_table`'s unit, occurrence and availability bins as arrays."""
     return (
         events["_u"].to_numpy(),
         events["occ"].to_numpy(),
@@ -203,15 +204,15 @@ def _columns(events: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     )
 
 
-def window_counts(events: pl.DataFrame, grid: Target, window: int) -> np.ndarray:
+def window_counts(units: np.ndarray, occ: np.ndarray, avail: np.ndarray, grid: Target,
+                  window: int) -> np.ndarray:
     """Events known at row ``a`` that occurred in bins ``a-window .. a-1``."""
-    units, occ, avail = _columns(events)
     return interval_counts(units, avail, occ + window, grid)
 
 
-def lag_counts(events: pl.DataFrame, grid: Target, lag: int) -> np.ndarray:
+def lag_counts(units: np.ndarray, occ: np.ndarray, avail: np.ndarray, grid: Target,
+               lag: int) -> np.ndarray:
     """Events known at row ``a`` that occurred in bin ``a-lag`` exactly."""
-    units, occ, avail = _columns(events)
     target = occ + lag
     return interval_counts(units, np.maximum(avail, target), target, grid)
 
@@ -224,7 +225,7 @@ def occurrence_counts(
     With ``max_delay`` this is the *settled* series: bin ``b`` holds the events
     known by row ``b + max_delay``, so it may be used from that row on.
     """
-    units, occ, avail = _columns(events)
+    units, occ, avail = event_arrays(events)
     if max_delay is not None:
         keep = avail - occ <= max_delay
         units, occ = units[keep], occ[keep]
@@ -246,7 +247,7 @@ def day_window_counts(
         lo=binning.first_index_at_or_after(day_after),
         hi=binning.first_index_at_or_after(day_after + pl.duration(days=1)) - 1,
     )
-    units, _, avail = _columns(events)
+    units, _, avail = event_arrays(events)
     lo = np.maximum(avail, bounds["lo"].to_numpy())
     return interval_counts(units, lo, bounds["hi"].to_numpy(), grid)
 

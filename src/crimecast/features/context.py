@@ -29,6 +29,8 @@ from crimecast.features.asof import (
     Target,
     event_table,
     interval_counts,
+    lag_counts,
+    window_counts,
 )
 from crimecast.features.counts import GridCounts
 from crimecast.features.kde import smooth_snapshots, snapshot_counts, snapshot_of
@@ -152,8 +154,7 @@ class FeatureContext:
             counts = self._counts() if category is None else None
             if counts is not None:
                 return counts.window(bins)
-            units, occ, avail = self.arrays(category)
-            return interval_counts(units, avail, occ + bins, self.target)
+            return window_counts(*self.arrays(category), self.target, bins)
         matrix: np.ndarray = self.shared(("trailing", bins, category), make)
         return matrix
 
@@ -163,9 +164,7 @@ class FeatureContext:
             counts = self._counts()
             if counts is not None:
                 return counts.lag(bins)
-            units, occ, avail = self.arrays()
-            target = occ + bins
-            return interval_counts(units, np.maximum(avail, target), target, self.target)
+            return lag_counts(*self.arrays(), self.target, bins)
         matrix: np.ndarray = self.shared(("lag", bins), make)
         return matrix
 

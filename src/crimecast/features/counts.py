@@ -27,21 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from crimecast.features.asof import PanelGrid
-
-
-def _intervals(units: np.ndarray, lo: np.ndarray, hi: np.ndarray, grid: PanelGrid
-               ) -> np.ndarray:
-    """:func:`~crimecast.features.asof.interval_counts` as int32 (the same difference array)."""
-    n = grid.n_bins
-    start = np.clip(lo - grid.first_bin, 0, n)
-    stop = np.clip(np.maximum(hi + 1, lo) - grid.first_bin, 0, n)
-    offset = units * (n + 1)
-    diff = np.zeros((grid.n_units, n + 1), dtype=np.int32)
-    flat = diff.reshape(-1)
-    np.add.at(flat, offset + start, np.int32(1))
-    np.add.at(flat, offset + stop, np.int32(-1))
-    return np.cumsum(diff, axis=1, out=diff)[:, :n]
+from crimecast.features.asof import PanelGrid, interval_counts, lag_counts, window_counts
 
 
 def _cumulative(units: np.ndarray, column: np.ndarray, n_units: int, width: int) -> np.ndarray:
@@ -113,17 +99,17 @@ class GridCounts:
         units, occ, avail = self.late
         return units[:stop], occ[:stop], avail[:stop]
 
+    # float32 throughout is exact: the counts are far below 2**24.
     def window(self, bins: int) -> np.ndarray:
         """Events known at row ``a`` that occurred in bins ``a - bins .. a - 1`` (float32)."""
         before = self._occurred_before(bins + 1) if bins >= 0 else None
         if before is None:
-            counts = _intervals(self.units, self.avail, self.occ + bins, self.grid)
-        else:
-            units, occ, avail = self._delayed(bins + 1)
-            counts = np.subtract(self.known, before, out=before)
-            if units.size:
-                counts += _intervals(units, occ + bins + 1, avail - 1, self.grid)
-        return counts.astype(np.float32)  # exact: counts are far below 2**24
+            return window_counts(self.units, self.occ, self.avail, self.grid, bins)
+        units, occ, avail = self._delayed(bins + 1)
+        counts = np.subtract(self.known, before, out=before).astype(np.float32)
+        if units.size:
+            counts += interval_counts(units, occ + bins + 1, avail - 1, self.grid)
+        return counts
 
     def lag(self, bins: int) -> np.ndarray:
         """Events known at row ``a`` that occurred in bin ``a - bins`` exactly (float32)."""
@@ -131,11 +117,9 @@ class GridCounts:
         if bins >= 1:
             at, before = self._occurred_before(bins), self._occurred_before(bins + 1)
         if at is None or before is None:
-            target = self.occ + bins
-            counts = _intervals(self.units, np.maximum(self.avail, target), target, self.grid)
-        else:
-            units, occ, _ = self._delayed(bins)
-            counts = np.subtract(at, before, out=at)
-            if units.size:
-                counts -= _intervals(units, occ + bins, occ + bins, self.grid)
-        return counts.astype(np.float32)
+            return lag_counts(self.units, self.occ, self.avail, self.grid, bins)
+        units, occ, _ = self._delayed(bins)
+        counts = np.subtract(at, before, out=at).astype(np.float32)
+        if units.size:
+            counts -= interval_counts(units, occ + bins, occ + bins, self.grid)
+        return counts

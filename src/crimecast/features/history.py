@@ -19,10 +19,10 @@ import polars as pl
 from crimecast.features.asof import (
     day_window_counts,
     event_table,
-    interval_counts,
     occurrence_counts,
     row_trailing_stats,
     trailing_stats,
+    window_counts,
 )
 from crimecast.features.context import EVENT_XY, FeatureContext
 from crimecast.features.daily import DailyHistory, DailyRows, daily_history
@@ -136,6 +136,6 @@ def near_repeat(c: FeatureContext) -> np.ndarray:
         events = c.events_reaching(c.issue_rows(), window)
         occ, avail = events["occ"].to_numpy(), events["avail"].to_numpy()
         event_idx, unit_idx = c.units.within_xy(*c.project(events), radius)
-    # window_counts of the (event, unit) pairs, without a frame of them
-    return interval_counts(np.asarray(unit_idx, dtype=np.int64), avail[event_idx],
-                           occ[event_idx] + window, c.target)
+    # the (event, unit) pairs' counts, without a frame of them
+    return window_counts(np.asarray(unit_idx, dtype=np.int64), occ[event_idx],
+                         avail[event_idx], c.target, window)
