@@ -64,7 +64,7 @@ FEATURE_INPUTS = ("occurred_at", "reported_at", "crime_category", "lat", "lon", 
                   "district_id")
 
 
-def feature_columns(clean: pl.DataFrame) -> pl.DataFrame:
+def feature_inputs(clean: pl.DataFrame) -> pl.DataFrame:
     """The columns of ``clean`` the panel is computed from (:data:`FEATURE_INPUTS`; no copy):
     the others (descriptions, ids, sources) need not stay in memory while it is built."""
     return clean.select(c for c in clean.columns if c in FEATURE_INPUTS)
@@ -136,7 +136,7 @@ def stream_features(
                                 crime_types=config.crime_types)
     units = build_units_for(cleaned.clean, cleaned, config)
     # Only the columns the features read stay in memory while the panel is built.
-    clean, events_in = feature_columns(cleaned.clean), cleaned.clean.height
+    clean, events_in = feature_inputs(cleaned.clean), cleaned.clean.height
     del cleaned
     inputs = panel_inputs(clean, units, config, weather_for(clean, config))
     runner = executor or SERIAL

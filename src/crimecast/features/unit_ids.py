@@ -55,17 +55,19 @@ def _normalised(s: pl.Series, kind: str) -> pl.Series:
     return pl.select(pl.when(s == "").then(None).when(digits).then(num).otherwise(s)).to_series()
 
 
+def _looked_up(keys: pl.Series, codes: np.ndarray, index: dict[str, int]) -> np.ndarray:
+    """``index[keys[code]]`` of each code (int64), -1 for a null or unknown key and for the
+    code one past the keys (a null value, see :func:`distinct_codes`)."""
+    table = np.array([index.get(k, -1) for k in keys.to_list()] + [-1], dtype=np.int64)
+    return table[codes]
+
+
 def lookup_keys(keys: pl.Series, index: dict[str, int]) -> np.ndarray:
     """``index[key]`` of each normalised key (int64), -1 for a null or unknown key."""
-    distinct, codes = distinct_codes(keys)
-    table = np.array([index.get(k, -1) for k in distinct.to_list()] + [-1], dtype=np.int64)
-    return table[codes]
+    return _looked_up(*distinct_codes(keys), index)
 
 
 def lookup_ids(values: IdValues, kind: str, n: int, index: dict[str, int]) -> np.ndarray:
     """``lookup_keys(id_keys(values, kind, n), index)`` without normalising every value."""
     distinct, codes = distinct_codes(id_series(values, kind, n))
-    keys = _normalised(distinct, kind).to_list()
-    table = np.array([index.get(k, -1) if k is not None else -1 for k in keys] + [-1],
-                     dtype=np.int64)
-    return table[codes]
+    return _looked_up(_normalised(distinct, kind), codes, index)

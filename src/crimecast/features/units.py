@@ -80,7 +80,6 @@ HULL_BUFFER_M = 500.0
 NO_REGION = "all"
 
 
-
 @dataclass(frozen=True, eq=False)
 class UnitSet:
     """The spatial units of a panel (see the module docstring for each ``kind``).
