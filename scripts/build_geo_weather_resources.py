@@ -31,7 +31,7 @@ import pyproj
 import shapely
 from shapely.geometry import mapping, shape
 
-from crimecast.data import geo, weather
+from crimecast.data import boundaries, geo, weather
 from crimecast.data.areas import LAPD_AREAS, area_id_for_name
 
 logger = logging.getLogger("build_geo_weather_resources")
@@ -200,9 +200,8 @@ def build_portland(shared: Path, out: Path) -> None:
     lon, lat = geo.to_lonlat(
         calls["x_coordinate"].to_numpy(), calls["y_coordinate"].to_numpy(), 2913
     )
-    inside = geo.assign_area_index(
-        lat, lon, geo.load_area_geojson(out / "portland_police_districts.geojson", "district")
-    )
+    districts = boundaries.load_area_geojson(out / "portland_police_districts.geojson", "district")
+    inside = geo.assign_area_index(lat, lon, districts)
     logger.info("Portland NIJ calls inside a district: %.2f %%", 100 * float((inside >= 0).mean()))
 
 

@@ -26,7 +26,8 @@ import numpy as np
 
 from crimecast.errors import ConfigError, DependencyError
 from crimecast.features.design import WEIGHT
-from crimecast.models.estimators import ESTIMATORS, HotspotModel, platt
+from crimecast.models.calibration import platt
+from crimecast.models.estimators import ESTIMATORS, HotspotModel
 
 logger = logging.getLogger(__name__)
 

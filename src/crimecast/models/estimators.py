@@ -20,9 +20,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from crimecast.errors import ModelError
-from crimecast.models.calibration import PLATT_ROWS as PLATT_ROWS
-from crimecast.models.calibration import calibrate as calibrate
-from crimecast.models.calibration import platt as platt
+from crimecast.models.calibration import calibrate, platt
 from crimecast.models.train_scores import capture_train_scores, matches_predictions
 
 logger = logging.getLogger(__name__)

@@ -26,7 +26,8 @@ import polars as pl
 from crimecast.errors import ModelError
 from crimecast.features.catalog import SPECS
 from crimecast.features.design import WEIGHT
-from crimecast.models.estimators import HotspotModel, calibrate, platt
+from crimecast.models.calibration import calibrate, platt
+from crimecast.models.estimators import HotspotModel
 
 NAIVE: dict[str, str] = {
     **{name: name for name, spec in SPECS.items()

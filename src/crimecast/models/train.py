@@ -82,4 +82,6 @@ def fit_learned(
               sample_weight=None if weight is None or (weight == 1).all() else weight)
     if rows.height == given.height:  # nothing sampled: the same rows, in the same order
         model.remember_as(rows, given)
+    else:  # nobody scores the sampled copy again: do not keep it alive
+        model.forget()
     return model

@@ -129,6 +129,8 @@ def _unsynced(path: Path) -> Iterator[None]:
     target = os.path.realpath(path)
 
     def on_connect(connection: Any, _record: Any) -> None:
+        if not isinstance(connection, sqlite3.Connection):  # another database's connection
+            return
         cursor = connection.cursor()
         try:
             files = {os.path.realpath(row[2]) for row in cursor.execute("PRAGMA database_list")
