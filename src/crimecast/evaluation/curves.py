@@ -12,7 +12,7 @@ import polars as pl
 from sklearn.metrics import precision_recall_curve
 
 from crimecast.errors import DataError
-from crimecast.evaluation.hotspot import CURVE_SHARES, curve_of_per_bin, hotspot_curve
+from crimecast.evaluation.hotspot import CURVE_SHARES, curve_of_per_bin
 from crimecast.evaluation.metrics import validate_binary_inputs
 
 logger = logging.getLogger(__name__)
@@ -104,37 +104,22 @@ def calibration_curve_from_counts(count: np.ndarray, predicted: np.ndarray,
     }
 
 
-def prediction_curves(predictions: pl.DataFrame, learned: str, shown: list[str],
-                      units: pl.DataFrame | None = None,
-                      parts: Mapping[str, pl.DataFrame] | None = None,
-                      per_bin: Mapping[str, pl.DataFrame] | None = None) -> dict[str, Any]:
-    """The card's precision-recall and calibration curves from the test predictions, and
-    (with ``units``: ``unit_id, area_km2``) every forecaster's hit rate and PAI against the
-    share of the area flagged. ``parts`` (the predictions by model) and ``per_bin`` (their
-    :func:`~crimecast.evaluation.hotspot.hotspot_per_bin` at ``CURVE_SHARES`` or more)
-    save splitting and ranking them again."""
-    def rows_of(name: str) -> pl.DataFrame:
-        return parts[name] if parts is not None else \
-            predictions.filter(pl.col("model") == name)
-
-    def curve_of(name: str) -> pl.DataFrame:
-        assert units is not None
-        if per_bin is not None:
-            return curve_of_per_bin(per_bin[name], CURVE_SHARES)
-        return hotspot_curve(rows_of(name), units)
-
-    primary = rows_of(learned)
+def prediction_curves(parts: Mapping[str, pl.DataFrame], per_bin: Mapping[str, pl.DataFrame],
+                      learned: str, shown: list[str]) -> dict[str, Any]:
+    """The card's precision-recall and calibration curves from the test predictions by
+    forecaster (``parts``), and every forecaster's hit rate and PAI against the share of
+    the area flagged, from its per-bin measures (``per_bin``:
+    :func:`~crimecast.evaluation.hotspot.hotspot_per_bin` at ``CURVE_SHARES`` or more)."""
+    primary = parts[learned]
     return {
         "pr_curve": pr_curve(primary["y_true"].to_numpy(), primary["prob"].to_numpy()),
         "calibration": calibration_curve(primary["y_true"].to_numpy(),
                                          primary["prob"].to_numpy()),
         "baseline_pr_curves": {
-            name: pr_curve(part["y_true"].to_numpy(), part["prob"].to_numpy())
+            name: pr_curve(parts[name]["y_true"].to_numpy(), parts[name]["prob"].to_numpy())
             for name in shown
-            for part in [rows_of(name)]
         },
-        **({"hotspot_curves": {
-            name: curve_of(name).to_dict(as_series=False)
-            for name in predictions["model"].unique().sort().to_list()}}
-           if units is not None else {}),
+        "hotspot_curves": {
+            name: curve_of_per_bin(per_bin[name], CURVE_SHARES).to_dict(as_series=False)
+            for name in sorted(parts)},
     }

@@ -22,8 +22,10 @@ Python ``float`` or ``None``, never NaN, so the result is JSON-safe.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+from collections.abc import Callable
 
 import numpy as np
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
@@ -114,6 +116,34 @@ def confusion_counts(y: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     }
 
 
+def _metric_values(
+    y_true: np.ndarray, prob: np.ndarray, threshold: float
+) -> dict[str, Callable[[], float | None]] | None:
+    """Each metric of :data:`CLASSIFICATION_METRICS` as a function computing it alone (the
+    confusion counts once for all four), or None for empty input."""
+    if not math.isfinite(threshold):
+        raise DataError(f"threshold must be a finite number; got {threshold}.")
+    y, p = validate_binary_inputs(y_true, prob)
+    if y.size == 0:
+        return None
+    counts = functools.cache(lambda: confusion_counts(y, p >= threshold))
+    both_classes = 0 < int(y.sum()) < y.size
+
+    def confusion(name: str) -> Callable[[], float | None]:
+        return lambda: json_float(counts()[name])
+
+    def ranking(score: Callable[..., float]) -> Callable[[], float | None]:
+        return lambda: json_float(score(y, p)) if both_classes else None
+
+    return {
+        **{name: confusion(name) for name in ("accuracy", "precision", "recall", "f1")},
+        "pr_auc": ranking(average_precision_score),
+        "roc_auc": ranking(roc_auc_score),
+        "brier": lambda: json_float(brier_score_loss(y, p, pos_label=1)),
+        "log_loss": lambda: json_float(log_loss_clipped(y, p)),
+    }
+
+
 def classification_metrics(
     y_true: np.ndarray, prob: np.ndarray, threshold: float
 ) -> dict[str, float | None]:
@@ -125,20 +155,10 @@ def classification_metrics(
     ``None`` when ``y_true`` holds one class only, and every value is ``None``
     for empty input.
     """
-    if not math.isfinite(threshold):
-        raise DataError(f"threshold must be a finite number; got {threshold}.")
-    y, p = validate_binary_inputs(y_true, prob)
-    if y.size == 0:
+    values = _metric_values(y_true, prob, threshold)
+    if values is None:
         return dict.fromkeys(CLASSIFICATION_METRICS)
-    counts = confusion_counts(y, p >= threshold)
-    both_classes = 0 < int(y.sum()) < y.size
-    return {
-        **{name: json_float(value) for name, value in counts.items()},
-        "pr_auc": json_float(average_precision_score(y, p)) if both_classes else None,
-        "roc_auc": json_float(roc_auc_score(y, p)) if both_classes else None,
-        "brier": json_float(brier_score_loss(y, p, pos_label=1)),
-        "log_loss": json_float(log_loss_clipped(y, p)),
-    }
+    return {name: value() for name, value in values.items()}
 
 
 def classification_metric(
@@ -148,18 +168,5 @@ def classification_metric(
     it does not give), computing that metric alone."""
     if metric not in CLASSIFICATION_METRICS:
         return None
-    if not math.isfinite(threshold):
-        raise DataError(f"threshold must be a finite number; got {threshold}.")
-    y, p = validate_binary_inputs(y_true, prob)
-    if y.size == 0:
-        return None
-    if metric in ("pr_auc", "roc_auc"):
-        if not 0 < int(y.sum()) < y.size:
-            return None
-        ranking = average_precision_score if metric == "pr_auc" else roc_auc_score
-        return json_float(ranking(y, p))
-    if metric == "brier":
-        return json_float(brier_score_loss(y, p, pos_label=1))
-    if metric == "log_loss":
-        return json_float(log_loss_clipped(y, p))
-    return json_float(confusion_counts(y, p >= threshold)[metric])
+    values = _metric_values(y_true, prob, threshold)
+    return None if values is None else values[metric]()

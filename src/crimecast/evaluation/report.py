@@ -237,9 +237,8 @@ def build_evaluation_report(
     models = _check_predictions(predictions, thresholds, primary_model)
     by_model = dict(parts) if parts is not None else {
         key[0]: part for key, part in predictions.partition_by("model", as_dict=True).items()}
-    if per_bin is None:
-        per_bin = hotspot_per_bin_of({m: by_model[m] for m in models}, unit_areas)
-    tables = per_bin
+    tables = per_bin if per_bin is not None else hotspot_per_bin_of(
+        {m: by_model[m] for m in models}, unit_areas)
 
     def block_of(model: str) -> dict[str, Any]:
         rows, threshold = by_model[model], float(thresholds[model])

@@ -42,7 +42,7 @@ from crimecast.evaluation.bootstrap import (
     bin_counts,
     bin_sums,
     confusion_values,
-    draw_bin_resamples,
+    resample_counts,
     summarise_resamples,
 )
 from crimecast.evaluation.curves import (
@@ -51,8 +51,7 @@ from crimecast.evaluation.curves import (
     pr_curve_from_counts,
 )
 from crimecast.evaluation.hotspot import (
-    CURVE_SHARES,
-    DEFAULT_SHARES,
+    REPORT_SHARES,
     SharedRows,
     curve_of_per_bin,
     measured_with,
@@ -70,8 +69,6 @@ logger = logging.getLogger(__name__)
 
 LEVELS = 4096
 _CALIBRATION_EDGES = np.linspace(0.0, 1.0, CALIBRATION_BINS + 1)[1:-1]
-# per-bin measures kept: the report's shares and the card's curve from 0.5% to 20%
-_MEASURED_SHARES = tuple(sorted({*DEFAULT_SHARES, *CURVE_SHARES}))
 
 
 class _ModelStats:
@@ -233,8 +230,7 @@ class StreamedEvaluation:
         ones = np.ones((1, sums.shape[0]))
         values = {k: json_float(v[0]) for k, v in _metrics(ones, sums, positive,
                                                           negative).items()}
-        draws = draw_bin_resamples(sums.shape[0], n_resamples, seed)
-        counts = np.stack([np.bincount(d, minlength=sums.shape[0]) for d in draws])
+        counts = resample_counts(sums.shape[0], n_resamples, seed)
         spread = _metrics(counts.astype(np.float64), sums, positive, negative)
         return {
             "binary_classification_metrics": {
@@ -356,10 +352,11 @@ class StreamedBlock:
 
     def _regions_of(self, rows: pl.DataFrame) -> tuple[list[Any], _Rows]:
         if self._regions is None:
-            region = self.labelled(rows)["region"].cast(pl.String)
+            labelled = self.labelled(rows)  # filtered once for the regions and the labels
+            region = labelled["region"].cast(pl.String)
             names = region.unique().sort().to_list()
             code = (region.rank("dense") - 1).cast(pl.Int64).to_numpy()
-            y = self.rows(self.labelled(rows)).y
+            y = self._rows_of(labelled).y
             self._regions = (names, _Rows(code, len(names), y))
         return self._regions
 
@@ -367,7 +364,7 @@ class StreamedBlock:
         """:func:`~crimecast.evaluation.hotspot.hotspot_per_bin` of one forecaster's rows."""
         with self._lock:
             if self._hotspot is None:
-                self._hotspot = shared_rows(rows, self.evaluation.unit_areas, _MEASURED_SHARES)
+                self._hotspot = shared_rows(rows, self.evaluation.unit_areas, REPORT_SHARES)
             shared = self._hotspot
         return measured_with(shared, rows["score"], shared.base["_row"])
 

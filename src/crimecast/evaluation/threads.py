@@ -22,12 +22,12 @@ R = TypeVar("R")
 MAX_THREADS = 4  # each thread holds its forecaster's resample blocks (tens of MB)
 
 
-def thread_map(func: Callable[[T], R], items: Iterable[T], threads: int | None = None) -> list[R]:
-    """``[func(item) for item in items]`` on up to ``threads`` threads (default: one per
-    core, at most :data:`MAX_THREADS`; one inside a pool worker that shares the cores,
+def thread_map(func: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    """``[func(item) for item in items]`` on one thread per core (at most
+    :data:`MAX_THREADS`; one inside a pool worker that shares the cores,
     :func:`~crimecast.executor.shares_cores`); results in the items' order."""
     work = list(items)
-    count = min(len(work), threads or min(os.cpu_count() or 1, MAX_THREADS))
+    count = min(len(work), os.cpu_count() or 1, MAX_THREADS)
     if shares_cores():
         count = 1
     if count <= 1:

@@ -219,7 +219,7 @@ def evaluate(io: StepIO) -> dict[str, Any]:
                                            {**data, **extra}, n_resamples=n, per_bin=per_bin,
                                            parts=parts)
 
-        curves = prediction_curves(predictions, learned, shown, units, parts, per_bin)
+        curves = prediction_curves(parts, per_bin, learned, shown)
     report = report_for(learned, {})
     report["forecasters"] = forecaster_ranking(report, info)
     write_json(report, io.out / "evaluation.json")

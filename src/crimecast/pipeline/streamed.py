@@ -209,11 +209,9 @@ def scan_features(path: Path) -> pl.LazyFrame:
     return pl.scan_parquet(path / "*.parquet" if path.is_dir() else path)
 
 
-def nullable_features(source: Path | pl.DataFrame, features: list[str]) -> list[str]:
-    """The ``features`` with a missing or NaN value in ``features.parquet`` (read lazily),
-    or in the frame read from it."""
-    scan = source.lazy() if isinstance(source, pl.DataFrame) else scan_features(source)
-    missing = scan.select(
+def nullable_features(frame: pl.DataFrame, features: list[str]) -> list[str]:
+    """The ``features`` with a missing or NaN value in ``frame`` (``features.parquet``)."""
+    missing = frame.lazy().select(
         ((pl.col(name).null_count() > 0) | pl.col(name).cast(pl.Float64).is_nan().any())
         .alias(name) for name in features).collect().row(0, named=True)
     return [name for name in features if missing[name]]
