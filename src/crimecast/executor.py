@@ -8,14 +8,20 @@ and return the results *in the items' order*, so results do not depend on the
 executor (a test compares them on a two-worker LocalCluster). ``shared`` is the
 large read-only input of every block (events, units, the panel frame); it
 travels to each worker once (a pool initializer, or a Dask broadcast scatter),
-not once per item.
+not once per item. The process pool writes its large numeric arrays (a panel's
+SEPP index and near-repeat pairs: about 1 GB for 250 m cells over five years) to
+files once and each worker maps them copy-on-write, instead of receiving a pickled
+copy through a pipe: the workers start in a second, not ten, and share those pages.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
+import pickle
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -51,9 +57,54 @@ class SerialExecutor:
         return [func(shared, item) for item in items]
 
 
-def _initialise(shared: Any) -> None:
+_MAPPED_BYTES = 1 << 20  # arrays from this size travel to pool workers as mapped files
+
+
+class _ArrayPickler(pickle.Pickler):
+    """Pickles everything but large numeric arrays, which it saves as ``.npy`` files in
+    ``folder`` (each array once) and references by path."""
+
+    def __init__(self, file: io.BytesIO, folder: str) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.folder = folder
+        self.saved: dict[int, tuple[str, Any]] = {}
+
+    def persistent_id(self, obj: Any) -> Any:
+        import numpy as np
+
+        if type(obj) is not np.ndarray or obj.nbytes < _MAPPED_BYTES or obj.dtype.hasobject:
+            return None
+        if id(obj) not in self.saved:  # the array stays referenced, so its id stays its own
+            path = os.path.join(self.folder, f"{len(self.saved)}.npy")
+            np.save(path, obj, allow_pickle=False)
+            self.saved[id(obj)] = (path, obj)
+        return self.saved[id(obj)][0]
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    def persistent_load(self, pid: Any) -> Any:
+        import numpy as np
+
+        # Copy-on-write: a worker that writes to an array changes its own pages only.
+        return np.load(pid, mmap_mode="c", allow_pickle=False).view(np.ndarray)
+
+
+def _packed(shared: Any, folder: str) -> bytes:
+    """``shared`` pickled with its large arrays as files in ``folder``; a plain pickle
+    when the files cannot be written (a full disk), which only costs time."""
+    buffer = io.BytesIO()
+    try:
+        _ArrayPickler(buffer, folder).dump(shared)
+    except OSError as exc:
+        logger.warning("pool workers receive a pickled copy of the shared input: cannot "
+                       "write its arrays to %s (%s)", folder, exc)
+        return pickle.dumps(shared, protocol=pickle.HIGHEST_PROTOCOL)
+    return buffer.getvalue()
+
+
+def _initialise(packed: bytes) -> None:
     global _SHARED
-    _SHARED = shared
+    _SHARED = _ArrayUnpickler(io.BytesIO(packed)).load()
 
 
 def _call(func: Callable[[Any, T], R], item: T) -> R:
@@ -93,9 +144,10 @@ class LocalExecutor:
         if self.workers == 1 or len(items) < 2:
             return SERIAL.map(func, items, shared=shared)
         # forkserver: workers never inherit a half-initialised thread pool from the parent.
-        with ProcessPoolExecutor(max_workers=min(self.workers, len(items)),
-                                 mp_context=get_context("forkserver"),
-                                 initializer=_initialise, initargs=(shared,)) as pool:
+        with tempfile.TemporaryDirectory(prefix="crimecast-shared-") as folder, \
+                ProcessPoolExecutor(max_workers=min(self.workers, len(items)),
+                                    mp_context=get_context("forkserver"), initializer=_initialise,
+                                    initargs=(_packed(shared, folder),)) as pool:
             return list(pool.map(_call, [func] * len(items), items))
 
 
@@ -145,6 +197,18 @@ class DaskExecutor:
 
 
 SERIAL = SerialExecutor()
+
+
+def streamed_executor(executor: Executor | None) -> Executor:
+    """Where a streamed panel's chunks and blocks (a training design, a large panel's test
+    blocks) run: a Dask cluster as given, but in this process rather than a local pool. On
+    one machine the work is memory-bound: each pool worker would hold a chunk in flight and
+    compute what the chunks share again, for no gain on two cores; in this process two
+    threads share each chunk's work (measured in BENCHMARKS.md: the 250 m × 1 d design took
+    55.4 s and 7.1 GB in a pool, 40.3 s and 4.9 GB here)."""
+    if executor is None or isinstance(executor, LocalExecutor):
+        return SERIAL
+    return executor
 
 
 def executor_from(spec: str, workers: int | None = None) -> Executor:

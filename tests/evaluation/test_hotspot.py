@@ -276,3 +276,37 @@ def test_missing_scores_rank_last_and_empty_frames_give_none() -> None:
     empty = hotspot_metrics(frame.head(0), areas, (0.5,))
     assert empty["pai@50%"] == {"value": None, "standard_deviation": None}
     assert (empty["bins_evaluated"], empty["bins_without_events"]) == (0, 0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), equal=st.booleans(), by_region=st.booleans(),
+       shares=st.sampled_from([(0.01, 0.05, 0.1), (0.02, 0.2), (0.3,)]))
+def test_ranking_only_the_leading_rows_changes_nothing(seed: int, equal: bool, by_region: bool,
+                                                      shares: tuple[float, ...]) -> None:
+    import numpy as np
+
+    from crimecast.evaluation import hotspot
+
+    rng = np.random.default_rng(seed)
+    n_units, n_bins = int(rng.integers(20, 120)), int(rng.integers(1, 5))
+    units = [f"u{i:03d}" for i in range(n_units)]
+    areas = pl.DataFrame({"unit_id": units, "area_km2": np.full(n_units, 0.25) if equal
+                          else rng.choice([0.1, 0.25, 0.7, 2.0], n_units)})
+    score = rng.choice([0.0, 0.5, 1.0, 2.0, np.nan], n_units * n_bins) if rng.random() < 0.5 \
+        else rng.random(n_units * n_bins)  # heavy ties and missing scores, or none
+    frame = pl.DataFrame({
+        "unit_id": units * n_bins,
+        "bin_start": [dt.datetime(2024, 1, 1) + dt.timedelta(hours=b)
+                      for b in range(n_bins) for _ in units],
+        "score": score, "actual_count": rng.poisson(0.4, n_units * n_bins),
+        "region": [f"r{i % 3}" for i in range(n_units)] * n_bins,
+    })
+    by = "region" if by_region else None
+    fast = hotspot_per_bin(frame, areas, shares, by=by)
+    original = hotspot._leading
+    try:
+        hotspot._leading = lambda rows, rank_column, limits: rows  # rank every row
+        slow = hotspot_per_bin(frame, areas, shares, by=by)
+    finally:
+        hotspot._leading = original
+    assert fast.equals(slow)

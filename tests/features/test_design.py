@@ -13,8 +13,10 @@ import polars as pl
 import pytest
 
 from crimecast.config import FeatureConfig
-from crimecast.features.build import build_features, panel_inputs
+from crimecast.executor import LocalExecutor
+from crimecast.features.build import PANEL_KEYS, build_features, panel_inputs, warm
 from crimecast.features.design import WEIGHT, build_design, design_rows
+from crimecast.features.history import NEAR_KEY
 from tests.features.test_leakage import SPAN_HOURS, START, UNITS, make_events
 
 END = START + dt.timedelta(hours=SPAN_HOURS)
@@ -57,6 +59,19 @@ def test_the_design_is_the_panel_at_its_rows_with_horvitz_thompson_weights() -> 
         full = panel[column].fill_null(0).mean()
         estimate = (frame[column].fill_null(0).to_numpy() * weight).sum() / weight.sum()
         assert abs(estimate - full) <= 0.05 * full, (column, estimate, full)
+
+
+def test_a_pool_builds_the_same_design_from_the_warmed_panel_work() -> None:
+    events = _events()
+    inputs = panel_inputs(events, UNITS, CONFIG, start=START, end=END)
+    design = design_rows(inputs, max_rows=4000, seed=3)
+    serial = pl.concat(build_design(inputs, design, chunk_rows=1500))
+    pooled = panel_inputs(events, UNITS, CONFIG, start=START, end=END)
+    warm(pooled)  # the per-panel pairs and index, once, for the workers
+    panel_work = {key for key in pooled.shared if str(key).startswith(PANEL_KEYS)}
+    assert NEAR_KEY in panel_work and any(key.startswith("sepp_index_") for key in panel_work)
+    assert pl.concat(build_design(pooled, design, LocalExecutor(2), chunk_rows=1500)).equals(
+        serial)
 
 
 def test_a_small_panel_is_its_own_design() -> None:

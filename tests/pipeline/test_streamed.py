@@ -107,8 +107,7 @@ def test_a_sampled_design_trains_on_weighted_rows_and_scores_every_test_row(
 
 
 def test_streamed_chunks_run_in_process_on_one_machine_and_on_dask_elsewhere() -> None:
-    from crimecast.executor import SERIAL, LocalExecutor, SerialExecutor
-    from crimecast.pipeline.streamed import streamed_executor
+    from crimecast.executor import SERIAL, LocalExecutor, SerialExecutor, streamed_executor
 
     assert streamed_executor(None) is SERIAL
     assert streamed_executor(LocalExecutor(2)) is SERIAL

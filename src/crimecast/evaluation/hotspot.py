@@ -167,13 +167,29 @@ def _prepare(
     return base
 
 
+def _leading(rows: pl.DataFrame, rank_column: str, limits: list[pl.Expr]) -> pl.DataFrame:
+    """The rows of each ``_group`` that can lie under the largest limit, and no others to
+    sort: a unit is chosen only while the area ranked before it is below the limit, so at
+    most ``k = largest limit / smallest area + 1`` units are (areas are positive). Each
+    group keeps its rows ranked at or above its ``k``-th (ties included: a prefix of the
+    full ranking, so every cumulative area and every sum is the same bit for bit), or all
+    of them when it has fewer than ``k`` ranked rows."""
+    bound = rows.select(pl.max_horizontal(*limits).max() / pl.col("area_km2").min()).item()
+    if bound is None or not bound < rows.height:
+        return rows
+    k = int(bound) + 2  # one more for the rounding of the cumulative areas
+    score = pl.col(rank_column)
+    return rows.filter((score >= score.top_k(k).min().over("_group"))
+                       | (score.count().over("_group") < k))
+
+
 def _captured(
     base: pl.DataFrame, rank_column: str, limits: list[pl.Expr], prefix: str
 ) -> pl.DataFrame:
     """Per ``_group``: events (and area) of the units selected under each limit."""
     needed = dict.fromkeys(["_group", rank_column, "unit_rank", "area_km2", "actual_count",
                             "total_area_km2"])
-    ranked = base.select(*needed).sort(
+    ranked = _leading(base.select(*needed), rank_column, limits).sort(
         ["_group", rank_column, "unit_rank"], descending=[False, True, False], nulls_last=True
     ).with_columns(
         _before=pl.col("area_km2").cum_sum().over("_group") - pl.col("area_km2")
@@ -206,11 +222,14 @@ def _shared(frame: pl.DataFrame, unit_areas: pl.DataFrame, shares: Sequence[floa
     base = _prepare(frame, areas, by)
     keys = [by, _BIN] if by else [_BIN]
     if by:
+        # Summed in unit order, one unit after the other: a hash group's sum adds in whatever
+        # order its threads meet the rows, so the last bits of a total varied between runs.
         totals = (
             base.select(by, "unit_rank", "area_km2")
             .unique([by, "unit_rank"])
-            .group_by(by)
-            .agg(total_area_km2=pl.col("area_km2").sum())
+            .sort(by, "unit_rank")
+            .group_by(by, maintain_order=True)
+            .agg(total_area_km2=pl.col("area_km2").cum_sum().last())
         )
         base = base.join(totals, on=by, how="left")
     else:

@@ -147,9 +147,9 @@ def row_interval_counts(
     start = np.clip(lo, base, top) - base + units * span
     stop = np.clip(np.maximum(lo, hi + 1), base, top) - base + units * span
     query = rows.row - base + rows.unit * span
-    if weights is None:
-        start.sort()
-        stop.sort()
+    if weights is None:  # stable: timsort, nearly free on nearly sorted keys
+        start.sort(kind="stable")
+        stop.sort(kind="stable")
         count = (np.searchsorted(start, query, side="right")
                  - np.searchsorted(stop, query, side="right"))
         return count.astype(np.float32)

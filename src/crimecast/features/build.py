@@ -50,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 SHARED_DAILY_BYTES = 256 * 1024 * 1024
 PANEL_KEYS = (NEAR_KEY, "sepp_index_")  # per event and unit: the same in every block
+PANEL_FEATURES = ("near_repeat_", "sepp_")  # the features that compute the PANEL_KEYS
 AUTO_Z_WINDOW = {"1h": 168, "8h": 42, "12h": 28, "1d": 28, "7d": 8}
 
 
@@ -87,15 +88,22 @@ def declared_matrices(context: FeatureContext, pool: ThreadPool | None = None
     """Run every as-of declaration of the catalogue; (units × bins) float32 at issue rows.
 
     With ``pool`` (one thread) the :data:`BACKGROUND` features are computed there while this
-    thread computes the others: numpy and geometry release the GIL, so two cores share the
-    work. The values do not depend on the thread (the context computes each shared
-    intermediate once, whoever asks first); the columns come in catalogue order."""
+    thread computes the others, then helps with the background ones not yet started: numpy,
+    geometry and the KDE's filters release the GIL, so two cores share the work. The values
+    do not depend on the thread (the context computes each shared intermediate once,
+    whoever asks first); the columns come in catalogue order."""
     specs = {spec.name: spec.compute for spec in CATALOG
              if spec.source == "asof" and spec.compute is not None}
     ahead = {name: pool.submit(compute, context) for name, compute in specs.items()
              if pool is not None and name.startswith(BACKGROUND)}
     computed = {name: compute(context) for name, compute in specs.items() if name not in ahead}
-    computed.update((name, future.result()) for name, future in ahead.items())
+    # Then this thread takes the background features the pool has not started, last first
+    # (the pool takes them first to last), rather than wait for the pool to do them all.
+    for name in reversed(ahead):
+        if ahead[name].cancel():
+            computed[name] = specs[name](context)
+    computed.update((name, future.result()) for name, future in ahead.items()
+                    if name not in computed)
     out: dict[str, np.ndarray] = {}
     for name in specs:
         matrix = computed.pop(name)
@@ -154,10 +162,19 @@ def share_panel_work(inputs: PanelInputs, context: FeatureContext) -> None:
 
 def warm(inputs: PanelInputs) -> PanelInputs:
     """Compute the per-panel work every block or row set reads (the SEPP's decay index,
-    near-repeat pairs) once, here, so pool workers receive it instead of each repeating it."""
+    near-repeat pairs) once, here, so pool workers receive it instead of each repeating it:
+    only the :data:`PANEL_FEATURES`, for one row, each on its own thread."""
     panel = inputs.panel
     if panel.n_units and panel.n_bins and inputs.events.height:
-        build_rows(inputs, np.zeros(1, np.int64), np.full(1, panel.last_bin, np.int64))
+        context = _rows_context(inputs, np.zeros(1, np.int64),
+                                np.full(1, panel.last_bin - (inputs.config.horizon - 1)))
+        computes = [spec.compute for spec in CATALOG if spec.source == "asof"
+                    and spec.compute is not None and spec.name.startswith(PANEL_FEATURES)]
+        with ThreadPoolExecutor(max_workers=max(1, len(computes)),
+                                thread_name_prefix="crimecast-warm") as pool:
+            for future in [pool.submit(compute, context) for compute in computes]:
+                future.result()
+        share_panel_work(inputs, context)
     return inputs
 
 
@@ -213,14 +230,7 @@ def build_rows(inputs: PanelInputs, unit: np.ndarray, bin_: np.ndarray) -> pl.Da
         return build_rows(inputs, unit[order], bin_[order])[restore]
     shift = config.horizon - 1
     issue = bin_ - shift
-    span = PanelGrid(n_units=panel.n_units, first_bin=int(issue.min()) if issue.size else 0,
-                     n_bins=int(issue.max() - issue.min()) + 1 if issue.size else 0)
-    context = FeatureContext(events=inputs.events, grid=span, binning=inputs.binning,
-                             units=inputs.units, config=config, clean=inputs.clean,
-                             unit_index=inputs.unit_index, z_window=inputs.z_window,
-                             rows=Rows(unit=unit, row=issue, first_bin=panel.first_bin,
-                                       n_units=panel.n_units))
-    context.cache.update(inputs.shared)
+    context = _rows_context(inputs, unit, issue)
     if shares_cores():  # other workers use the other cores
         columns = declared_matrices(context)
     else:  # a second thread shares the work, as in build_block
@@ -233,6 +243,21 @@ def build_rows(inputs: PanelInputs, unit: np.ndarray, bin_: np.ndarray) -> pl.Da
         values[early] = np.nan
     columns.update(row_targets(inputs, unit, bin_))
     return assemble(columns, unit, bin_, inputs, shift)
+
+
+def _rows_context(inputs: PanelInputs, unit: np.ndarray, issue: np.ndarray) -> FeatureContext:
+    """The context of the rows ``(unit[i], issue[i])`` (issue rows, sorted unit-major), with
+    the panel-wide work already shared."""
+    panel = inputs.panel
+    span = PanelGrid(n_units=panel.n_units, first_bin=int(issue.min()) if issue.size else 0,
+                     n_bins=int(issue.max() - issue.min()) + 1 if issue.size else 0)
+    context = FeatureContext(events=inputs.events, grid=span, binning=inputs.binning,
+                             units=inputs.units, config=inputs.config, clean=inputs.clean,
+                             unit_index=inputs.unit_index, z_window=inputs.z_window,
+                             rows=Rows(unit=unit, row=issue, first_bin=panel.first_bin,
+                                       n_units=panel.n_units))
+    context.cache.update(inputs.shared)
+    return context
 
 
 def row_targets(inputs: PanelInputs, unit: np.ndarray, bin_: np.ndarray

@@ -117,23 +117,22 @@ def decay_index(
                           omega, float(bin_days))
     base = int(avail.min()) - 1
     span = int(avail.max()) - base + 2
-    # One sort by the final key (unit, then availability); every array follows it, and
-    # the unsorted copies are dropped as soon as they are used (this index is the largest
-    # object a panel builds: one entry per event and nearby unit).
-    keys = units * span + (avail - base)
-    del units
-    order = np.argsort(keys, kind="stable")
-    keys = keys[order]
-    tau = tau[order]
-    x = np.asarray(weight, dtype=np.float64).ravel()[order]
-    x *= np.exp(-omega * (tau - times[order]))
-    del order, times, avail
-    epoch = epoch_of(tau, omega)
-    x *= np.exp(omega * tau - epoch * EPOCH)
-    del tau
+    # Each contribution decayed to the start of its availability row, relative to its
+    # epoch's start (elementwise, so before the sort: the same values, and only the keys
+    # and these values need moving). Then one stable sort by the final key (unit, then
+    # availability; equal keys keep their order); this index is the largest object a
+    # panel builds: one entry per event and nearby unit.
+    x = np.asarray(weight, dtype=np.float64).ravel() * np.exp(-omega * (tau - times))
+    x *= np.exp(omega * tau - epoch_of(tau, omega) * EPOCH)
+    del tau, times
+    ordered = pl.DataFrame({"k": units * span + (avail - base), "v": x}).sort(
+        "k", maintain_order=True)
+    del units, avail, x
+    keys = ordered["k"].to_numpy()
     units = keys // span
-    frame = pl.DataFrame({"u": units, "c": epoch, "v": x})
-    del x
+    epoch = epoch_of((keys - units * span + base) * float(bin_days), omega)
+    frame = pl.DataFrame({"u": units, "c": epoch, "v": ordered["v"]})
+    del ordered
     running = frame.select(pl.col("v").cum_sum().over("u", "c"))["v"].to_numpy()
     del frame
     # One group per (unit, epoch): its total, carried into the unit's next epoch.

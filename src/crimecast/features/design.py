@@ -38,7 +38,7 @@ from crimecast.executor import SERIAL, Executor
 from crimecast.features.build import PanelInputs, build_rows, warm
 from crimecast.features.context import pairs_panel_wide
 from crimecast.features.excitation import params_of
-from crimecast.features.sepp import TRIGGER_CUTOFF
+from crimecast.features.trigger import TRIGGER_CUTOFF
 
 logger = logging.getLogger(__name__)
 

@@ -36,13 +36,12 @@ from crimecast.features.context import FeatureContext, incident_events
 from crimecast.features.decay import DecayIndex, decay_index, first_epoch_row
 from crimecast.features.sepp import (
     DEFAULT_PARAMS,
-    TRIGGER_CUTOFF,
     SeppFit,
     SeppParams,
     expected_counts,
     fit_sepp,
-    trigger_weights,
 )
+from crimecast.features.trigger import TRIGGER_CUTOFF, trigger_weights
 from crimecast.features.units import UnitSet
 
 logger = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from crimecast.data.clean import CleanResult
 from crimecast.data.output import write_json, write_parquet
 from crimecast.data.prepare import prepare_incidents
 from crimecast.data.weather import load_daily_weather
-from crimecast.executor import SERIAL, Executor
+from crimecast.executor import SERIAL, Executor, streamed_executor
 from crimecast.features.build import (
     FeatureSet,
     build_block,
@@ -145,7 +145,7 @@ def stream_features(
     blocks = [] if design else feature_blocks(inputs, config.block_memory_mb, runner)
     rounds: Iterator[Sequence[pl.DataFrame]]
     if design is not None:
-        rounds = design_chunks(inputs, design, runner)
+        rounds = design_chunks(inputs, design, streamed_executor(executor))
     else:
         shared = warm(inputs) if runner.workers > 1 and len(blocks) > 1 else inputs
         rounds = (runner.map(build_block, blocks[start:start + runner.workers], shared=shared)

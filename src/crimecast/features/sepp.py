@@ -34,11 +34,11 @@ this likelihood. Where triggering is weak next to the background, the estimates
 of θ, 1/ω and σ are biased low in finite samples (in the 20k example above
 θ̂ = 0.17, 1/ω̂ = 1.56 d, σ̂ = 125 m, whose likelihood beats the true values').
 
-:func:`trigger_weights`, :func:`decayed_counts` and :func:`expected_counts` turn
-a fitted model into as-of forecasts over a ``(units, rows)`` panel: the spatial
-mass of each event's trigger kernel in each unit, the exponentially decayed sum
-of those masses known at the start of each row, and the expected count per bin.
-The panel builder reads the decayed sums from the event-indexed
+:func:`crimecast.features.trigger.trigger_weights`, :func:`decayed_counts` and
+:func:`expected_counts` turn a fitted model into as-of forecasts over a ``(units, rows)``
+panel: the spatial mass of each event's trigger kernel in each unit, the exponentially
+decayed sum of those masses known at the start of each row, and the expected count per
+bin. The panel builder reads the decayed sums from the event-indexed
 :class:`crimecast.features.decay.DecayIndex`; :func:`decayed_counts` is the dense
 reference it is tested against.
 """
@@ -60,12 +60,11 @@ from crimecast.errors import ModelError
 
 logger = logging.getLogger(__name__)
 
-FEW_UNITS = 64
 _PARAM_NAMES = ("background_per_day", "theta", "omega_per_day", "sigma_m")
 _MAX_THETA = 0.95
 
 
-def _require_positive(name: str, value: float, fix: str, *, allow_zero: bool = False) -> None:
+def require_positive(name: str, value: float, fix: str, *, allow_zero: bool = False) -> None:
     if not (math.isfinite(value) and (value >= 0 if allow_zero else value > 0)):
         rule = ">= 0" if allow_zero else "> 0"
         raise ModelError(f"{name} must be a finite number {rule}; got {value}. {fix}")
@@ -81,7 +80,7 @@ class SeppParams:
     sigma_m: float  # Gaussian spatial std in metres
 
     def __post_init__(self) -> None:
-        _require_positive("background_per_day", self.background_per_day, "Pass the background "
+        require_positive("background_per_day", self.background_per_day, "Pass the background "
                           "rate in events per day (0 lets fit_sepp scale it from the data).",
                           allow_zero=True)
         if not (math.isfinite(self.theta) and 0 <= self.theta < 1):
@@ -89,9 +88,9 @@ class SeppParams:
                 f"theta must be in [0, 1) (the branching ratio); got {self.theta}. A value >= 1 "
                 "makes the process explosive; pass a smaller theta."
             )
-        _require_positive("omega_per_day", self.omega_per_day,
+        require_positive("omega_per_day", self.omega_per_day,
                           "Pass the trigger decay rate, 1 / (mean trigger delay in days).")
-        _require_positive("sigma_m", self.sigma_m,
+        require_positive("sigma_m", self.sigma_m,
                           "Pass the trigger kernel's spatial standard deviation in metres.")
 
     def as_dict(self) -> dict[str, float]:
@@ -114,7 +113,6 @@ class SeppParams:
 # Literature-ish starting values; background 0 means "scale from the data".
 DEFAULT_PARAMS = SeppParams(background_per_day=0.0, theta=0.2, omega_per_day=1 / 7,
                             sigma_m=150.0)
-TRIGGER_CUTOFF = 3.0  # trigger weights reach this many σ (plus half a cell diagonal)
 
 
 @dataclass(frozen=True)
@@ -232,15 +230,15 @@ def fit_sepp(
     """
     started = time.perf_counter()
     xs, ys, ts, dens = _event_arrays(x, y, t_days, background_density)
-    _require_positive("duration_days", duration_days,
+    require_positive("duration_days", duration_days,
                       "Pass the length of the observation window in days.")
     if max_iter < 1:
         raise ModelError(f"max_iter must be >= 1; got {max_iter}. Pass a number of EM iterations.")
-    _require_positive("tol", tol, "Pass a small relative change such as 1e-5.")
-    _require_positive("max_lag_days", max_lag_days, "Pass the longest parent-child delay.")
-    _require_positive("max_distance_m", max_distance_m, "Pass the farthest parent-child distance.")
-    _require_positive("min_sigma_m", min_sigma_m, "Pass a floor such as 10 metres.")
-    _require_positive("min_delay_days", min_delay_days, "Pass a floor such as 1/24 day.")
+    require_positive("tol", tol, "Pass a small relative change such as 1e-5.")
+    require_positive("max_lag_days", max_lag_days, "Pass the longest parent-child delay.")
+    require_positive("max_distance_m", max_distance_m, "Pass the farthest parent-child distance.")
+    require_positive("min_sigma_m", min_sigma_m, "Pass a floor such as 10 metres.")
+    require_positive("min_delay_days", min_delay_days, "Pass a floor such as 1/24 day.")
     n = xs.size
     child, lag, d2 = _candidate_pairs(xs, ys, ts, max_lag_days, max_distance_m)
     logger.info("SEPP fit: %d events, %d candidate pairs", n, child.size)
@@ -275,73 +273,6 @@ def fit_sepp(
                 params.as_dict(), ll, iterations, seconds)
     return SeppFit(params=params, log_likelihood=ll, iterations=iterations,
                    converged=converged, n_events=n, n_pairs=int(child.size), seconds=seconds)
-
-
-def _interval_mass(offset: np.ndarray, half: float, sigma: float) -> np.ndarray:
-    """Mass of N(0, σ²) on ``[offset − half, offset + half]``, accurate in the tails."""
-    from scipy.special import erfc
-
-    scale = sigma * math.sqrt(2.0)
-    a = np.abs(offset)  # the Gaussian is symmetric; erfc keeps precision in the far tail
-    return 0.5 * (erfc((a - half) / scale) - erfc((a + half) / scale))
-
-
-def trigger_weights(
-    x: np.ndarray, y: np.ndarray, centroids: np.ndarray, unit_area_m2: np.ndarray,
-    sigma_m: float, cell_size: float | None, cutoff: float = TRIGGER_CUTOFF,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The Gaussian trigger kernel's mass of each event in each nearby unit.
-
-    Returns ``(event_idx, unit_idx, weight)`` (int64, int64, float64), sorted by
-    event then unit, for every unit whose centroid lies within
-    ``cutoff·σ`` (plus half a cell diagonal for grid cells) of the event. With
-    ``cell_size`` the units are axis-aligned square cells of that side centred on
-    ``centroids`` and the mass is exact (a product of 1-D normal masses). With
-    ``cell_size=None`` (polygons, hexagons) it is *approximated* by the density
-    at the centroid times ``unit_area_m2``, which is good for units small
-    relative to σ.
-    """
-    xs, ys = np.asarray(x, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel()
-    cents = np.asarray(centroids, dtype=np.float64)
-    areas = np.asarray(unit_area_m2, dtype=np.float64).ravel()
-    if xs.size != ys.size:
-        raise ModelError(
-            f"x and y must have equal lengths; got {xs.size} and {ys.size}. Pass one "
-            "coordinate pair per event."
-        )
-    if cents.ndim != 2 or cents.shape[1] != 2 or areas.size != cents.shape[0]:
-        raise ModelError(
-            "centroids must have shape (n_units, 2) and unit_area_m2 shape (n_units,); got "
-            f"{cents.shape} and {areas.shape}. Pass one (x, y) centroid and one area per unit."
-        )
-    _require_positive("sigma_m", sigma_m, "Pass the fitted kernel width in metres.")
-    _require_positive("cutoff", cutoff, "Pass a number of standard deviations such as 3.")
-    if cell_size is not None:
-        _require_positive("cell_size", cell_size, "Pass the grid cell side in metres, or None.")
-    if xs.size == 0 or cents.shape[0] == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
-    half = 0.0 if cell_size is None else cell_size / 2.0
-    radius = cutoff * sigma_m + half * math.sqrt(2.0)
-    if cents.shape[0] <= FEW_UNITS:  # a few large units: one vectorised pass per unit
-        hits = [np.flatnonzero((xs - cx) ** 2 + (ys - cy) ** 2 <= radius * radius)
-                for cx, cy in cents]
-        event_idx = np.concatenate(hits).astype(np.int64)
-        unit_idx = np.repeat(np.arange(cents.shape[0], dtype=np.int64), [h.size for h in hits])
-    else:  # a tree over the events (building it dominates; it pays off for many units)
-        from scipy.spatial import cKDTree
-
-        near = cKDTree(np.column_stack([xs, ys])).sparse_distance_matrix(
-            cKDTree(cents), radius, output_type="ndarray")
-        event_idx, unit_idx = near["i"].astype(np.int64), near["j"].astype(np.int64)
-    order = np.lexsort((unit_idx, event_idx))
-    event_idx, unit_idx = event_idx[order], unit_idx[order]
-    dx, dy = cents[unit_idx, 0] - xs[event_idx], cents[unit_idx, 1] - ys[event_idx]
-    if cell_size is None:
-        var = sigma_m**2
-        weight = np.exp(-(dx**2 + dy**2) / (2 * var)) / (2 * np.pi * var) * areas[unit_idx]
-    else:
-        weight = _interval_mass(dx, half, sigma_m) * _interval_mass(dy, half, sigma_m)
-    return event_idx, unit_idx, weight
 
 
 def decayed_counts(
@@ -386,7 +317,7 @@ def decayed_counts(
             f"{steps.min():g} to {steps.max():g} days. Pass the start of every panel row, "
             "including empty ones."
         )
-    _require_positive("omega_per_day", omega_per_day, "Pass the fitted decay rate.",
+    require_positive("omega_per_day", omega_per_day, "Pass the fitted decay rate.",
                       allow_zero=True)
     if n_units < 0 or (units.size and (units.min() < 0 or units.max() >= n_units)):
         raise ModelError(
@@ -450,8 +381,8 @@ def expected_counts(
             f"background and decayed must be (n_units, n_rows) matrices of one shape; got "
             f"{bg.shape} and {dec.shape}. Evaluate both on the same panel."
         )
-    _require_positive("bin_days", bin_days, "Pass the bin length in days.")
-    _require_positive("lead_days", lead_days, "Pass how many days before the bin starts the "
+    require_positive("bin_days", bin_days, "Pass the bin length in days.")
+    require_positive("lead_days", lead_days, "Pass how many days before the bin starts the "
                       "forecast is issued.", allow_zero=True)
     omega = params.omega_per_day
     factor = params.theta * math.exp(-omega * lead_days) * -math.expm1(-omega * bin_days)

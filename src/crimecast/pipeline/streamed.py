@@ -40,7 +40,7 @@ from crimecast.data.clean import CleanResult
 from crimecast.data.output import write_parquet
 from crimecast.evaluation.predict import prediction_keys, prediction_part
 from crimecast.evaluation.streamed import StreamedEvaluation
-from crimecast.executor import SERIAL, Executor, LocalExecutor, shares_cores
+from crimecast.executor import Executor, shares_cores, streamed_executor
 from crimecast.features.asof import PanelGrid
 from crimecast.features.blocks import Block, plan_blocks, warmup_bins
 from crimecast.features.build import (
@@ -67,16 +67,6 @@ logger = logging.getLogger(__name__)
 KEEP_SHARE = 0.01  # predictions.parquet: each forecaster's top 1% of units per bin
 VALIDATION_CHUNK_ROWS = 1_000_000
 SCORING_THREADS = 2  # forecasters measured at once in a test block (memory: their predictions)
-
-
-def streamed_executor(executor: Executor | None) -> Executor:
-    """Where a streamed panel's chunks and blocks run: a Dask cluster as given, but in this
-    process rather than a local pool. On one machine the work is memory-bound: each pool
-    worker would hold its own copy of the per-panel SEPP index and KDE snapshots and a
-    block in flight, for no gain on two cores (measured in BENCHMARKS.md)."""
-    if executor is None or isinstance(executor, LocalExecutor):
-        return SERIAL
-    return executor
 
 
 def is_streamed(config: FeatureConfig, n_units: int, clean: pl.DataFrame) -> bool:
