@@ -10,8 +10,9 @@ printed. Usage::
 Cases: ``area_1h`` (zscore; the whole panel), ``grid250_1d`` (topk), ``grid150_8h``
 (topk, the LA field trial's boxes and shifts) (both: the training design, ``--rows
 auto``), ``grid250_1d_all`` (the whole 38M-row panel in time blocks), each with
-``--executor local`` (a process pool, one worker per core) unless the case name ends
-in ``_serial``. A case prefixed ``run_`` (e.g. ``run_grid150_8h``) runs the whole
+``--executor local`` (a process pool, one worker per core, for panels in time blocks; a
+training design runs in the command's own process) unless the case name ends in
+``_serial``. A case prefixed ``run_`` (e.g. ``run_grid150_8h``) runs the whole
 pipeline, ``crimecast run``, with the same flags instead of ``crimecast features``.
 """
 
