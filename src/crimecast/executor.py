@@ -27,6 +27,8 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from typing import Any, Protocol, TypeVar
 
+import numpy as np
+
 from crimecast.errors import ConfigError, DependencyError
 
 logger = logging.getLogger(__name__)
@@ -70,8 +72,6 @@ class _ArrayPickler(pickle.Pickler):
         self.saved: dict[int, tuple[str, Any]] = {}
 
     def persistent_id(self, obj: Any) -> Any:
-        import numpy as np
-
         if type(obj) is not np.ndarray or obj.nbytes < _MAPPED_BYTES or obj.dtype.hasobject:
             return None
         if id(obj) not in self.saved:  # the array stays referenced, so its id stays its own
@@ -83,8 +83,6 @@ class _ArrayPickler(pickle.Pickler):
 
 class _ArrayUnpickler(pickle.Unpickler):
     def persistent_load(self, pid: Any) -> Any:
-        import numpy as np
-
         # Copy-on-write: a worker that writes to an array changes its own pages only.
         return np.load(pid, mmap_mode="c", allow_pickle=False).view(np.ndarray)
 

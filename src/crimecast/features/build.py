@@ -37,7 +37,7 @@ from crimecast.features.blocks import (
     plan_blocks,
     warmup_bins,
 )
-from crimecast.features.catalog import CATALOG
+from crimecast.features.catalog import CATALOG, Compute
 from crimecast.features.context import FeatureContext, incident_events
 from crimecast.features.frame import BIN, UNIT, assemble, per_bin_context
 from crimecast.features.history import NEAR_KEY, prefetch_near_repeat, settled_daily_history
@@ -83,6 +83,13 @@ def _range(
 BACKGROUND = ("kde_", "sepp_", "near_repeat_")
 
 
+def _asof_computes(prefixes: tuple[str, ...] = ("",)) -> dict[str, Compute]:
+    """The catalogue's as-of declarations (name → compute) whose names start with one of
+    ``prefixes`` (all of them by default), in catalogue order."""
+    return {spec.name: spec.compute for spec in CATALOG if spec.source == "asof"
+            and spec.compute is not None and spec.name.startswith(prefixes)}
+
+
 def declared_matrices(context: FeatureContext, pool: ThreadPool | None = None
                       ) -> dict[str, np.ndarray]:
     """Run every as-of declaration of the catalogue; (units × bins) float32 at issue rows.
@@ -92,8 +99,7 @@ def declared_matrices(context: FeatureContext, pool: ThreadPool | None = None
     geometry and the KDE's filters release the GIL, so two cores share the work. The values
     do not depend on the thread (the context computes each shared intermediate once,
     whoever asks first); the columns come in catalogue order."""
-    specs = {spec.name: spec.compute for spec in CATALOG
-             if spec.source == "asof" and spec.compute is not None}
+    specs = _asof_computes()
     ahead = {name: pool.submit(compute, context) for name, compute in specs.items()
              if pool is not None and name.startswith(BACKGROUND)}
     computed = {name: compute(context) for name, compute in specs.items() if name not in ahead}
@@ -168,8 +174,7 @@ def warm(inputs: PanelInputs) -> PanelInputs:
     if panel.n_units and panel.n_bins and inputs.events.height:
         context = _rows_context(inputs, np.zeros(1, np.int64),
                                 np.full(1, panel.last_bin - (inputs.config.horizon - 1)))
-        computes = [spec.compute for spec in CATALOG if spec.source == "asof"
-                    and spec.compute is not None and spec.name.startswith(PANEL_FEATURES)]
+        computes = _asof_computes(PANEL_FEATURES).values()
         with ThreadPoolExecutor(max_workers=max(1, len(computes)),
                                 thread_name_prefix="crimecast-warm") as pool:
             for future in [pool.submit(compute, context) for compute in computes]:
