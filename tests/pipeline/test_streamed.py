@@ -7,12 +7,16 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crimecast.config import Settings
 from crimecast.data.output import write_incidents
 from crimecast.pipeline.run import RunSummary, run_pipeline
+from crimecast.pipeline.streamed import BinRows, kept_rows
 from crimecast.synthetic.generate import generate_incidents
 
 
@@ -126,3 +130,57 @@ def test_the_test_period_is_scored_by_the_forecasters_a_reader_needs() -> None:
         "lightgbm", "kde_4w_1x", "prior_counts_52w", "sepp", "ensemble"]
     assert tested_forecasters(info, "historical_average")[:2] == ["lightgbm",
                                                                   "historical_average"]
+
+
+def _ranked_rows(predictions: pl.DataFrame, top: int) -> pl.DataFrame:
+    rank = pl.col("score").rank("ordinal", descending=True).over("model", "bin_start")
+    return predictions.filter((rank <= top) | (pl.col("actual_count") > 0))
+
+
+@settings(max_examples=150, deadline=None)
+@given(n_units=st.integers(1, 12), n_bins=st.integers(1, 5), top=st.integers(1, 6),
+       levels=st.sampled_from([2, 3, 50]), special=st.sampled_from(["none", "nan", "null",
+                                                                      "signed_zero"]),
+       seed=st.integers(0, 2**16), shuffle=st.booleans())
+def test_kept_rows_are_those_of_the_rank_over_each_bin(
+    n_units: int, n_bins: int, top: int, levels: int, special: str, seed: int, shuffle: bool,
+) -> None:
+    """The partition per bin keeps exactly the rows the ordinal rank keeps, ties (few score
+    levels) in row order, and NaN or missing scores take the rank's own path."""
+    rng = np.random.default_rng(seed)
+    n = n_units * n_bins
+    score = rng.integers(0, levels, n).astype(np.float64) - levels // 2
+    if special == "nan":
+        score[rng.random(n) < 0.2] = np.nan
+    if special == "signed_zero":
+        score[score == 0] = rng.choice([0.0, -0.0], int((score == 0).sum()))
+    start = dt.datetime(2024, 1, 1)
+    frame = pl.DataFrame({
+        "model": "m",
+        "unit_id": [f"unit-with-a-long-identifier-{u}" for u in range(n_units)
+                    for _ in range(n_bins)],
+        "bin_start": [start + dt.timedelta(hours=8 * b) for _ in range(n_units)
+                      for b in range(n_bins)],
+        "score": score,
+        "actual_count": rng.poisson(0.3, n),
+    })
+    if special == "null":
+        frame = frame.with_columns(score=pl.when(pl.col("score") > 0).then(None)
+                                   .otherwise(pl.col("score")))
+    if shuffle:
+        frame = frame.sample(fraction=1.0, shuffle=True, seed=seed)
+    kept = kept_rows(frame, top, BinRows.of(frame["bin_start"]))
+    assert kept.equals(_ranked_rows(frame, top))
+    assert kept_rows(frame, top, None).equals(_ranked_rows(frame, top))
+
+
+def test_kept_text_columns_no_longer_point_into_the_block() -> None:
+    """A kept row's unit id is copied out of the block's buffers (string views)."""
+    ids = pl.Series("unit_id", [f"a-unit-id-longer-than-twelve-bytes-{i}" for i in range(20_000)])
+    frame = pl.DataFrame({"model": "m", "unit_id": ids, "bin_start": dt.datetime(2024, 1, 1),
+                          "score": np.arange(20_000, dtype=np.float64), "actual_count": 0})
+    kept = kept_rows(frame, 3, BinRows.of(frame["bin_start"]))
+    assert kept["unit_id"].to_list() == [ids[19_999], ids[19_998], ids[19_997]][::-1]
+    exported = kept["unit_id"].to_arrow(compat_level=pl.CompatLevel.newest())
+    held = sum(buffer.size for buffer in exported.buffers() if buffer is not None)
+    assert held < 1_000  # the block's ids take 800 kB

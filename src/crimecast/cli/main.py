@@ -8,7 +8,6 @@ they are registered here in the order ``--help`` lists them.
 from __future__ import annotations
 
 import logging
-import os
 from typing import Annotated
 
 import typer
@@ -22,6 +21,7 @@ from crimecast.cli.options import CommandGroup
 from crimecast.cli.pipeline import backtest, demo, run
 from crimecast.cli.sagemaker import sagemaker_app
 from crimecast.cli.serving import brief, predict, serve
+from crimecast.heap import tune_allocators
 
 app = typer.Typer(
     name="crimecast",
@@ -43,13 +43,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-# Polars allocates through jemalloc, which keeps freed pages for seconds before giving them
-# back; a batch command that reads a large file and then builds a panel would hold both at
-# once. Batch commands return them at once (the server keeps the default: latency first).
-# Polars is not loaded yet when the callback runs; a _RJEM_MALLOC_CONF already set wins.
-RETURN_FREED_MEMORY = "dirty_decay_ms:0,muzzy_decay_ms:0"
-
-
 @app.callback()
 def main(
     ctx: typer.Context,
@@ -62,7 +55,7 @@ def main(
     from rich.logging import RichHandler
 
     if ctx.invoked_subcommand != "serve":
-        os.environ.setdefault("_RJEM_MALLOC_CONF", RETURN_FREED_MEMORY)
+        tune_allocators()
 
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,

@@ -21,15 +21,25 @@ def prediction_keys(rows: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def scored_keys(rows: pl.DataFrame, keys: pl.DataFrame, model: Forecaster) -> pl.DataFrame:
+    """``keys`` (:func:`prediction_keys` of ``rows``) with ``model``'s ``prob`` and
+    ``score`` of each row: a part of :func:`predictions_frame` without its model column."""
+    prob = model.predict_proba(rows)
+    score = model.score(rows)
+    return keys.with_columns(prob=pl.Series(prob, dtype=pl.Float64),
+                             score=pl.Series(score, dtype=pl.Float64))
+
+
+def named_part(scored: pl.DataFrame, name: str) -> pl.DataFrame:
+    """:func:`scored_keys`' rows as forecaster ``name``'s rows of :func:`predictions_frame`."""
+    return scored.with_columns(model=pl.lit(name)).select(PREDICTION_COLUMNS)
+
+
 def prediction_part(rows: pl.DataFrame, keys: pl.DataFrame, name: str,
                     model: Forecaster) -> pl.DataFrame:
     """Forecaster ``name``'s rows of :func:`predictions_frame`; ``keys`` is
     :func:`prediction_keys` of ``rows``."""
-    prob = model.predict_proba(rows)
-    score = model.score(rows)
-    return keys.with_columns(
-        model=pl.lit(name), prob=pl.Series(prob, dtype=pl.Float64),
-        score=pl.Series(score, dtype=pl.Float64)).select(PREDICTION_COLUMNS)
+    return named_part(scored_keys(rows, keys, model), name)
 
 
 def prediction_parts(

@@ -34,6 +34,7 @@ from typing import Any
 from crimecast import __version__
 from crimecast.errors import CrimecastError, PipelineError, StorageError, as_storage_error
 from crimecast.executor import SERIAL, Executor
+from crimecast.heap import trim_heap
 from crimecast.models.storage import file_sha256
 
 logger = logging.getLogger(__name__)
@@ -186,6 +187,7 @@ class PipelineRun:
             self._notify(step.name, "running")
             _pause_for_tests(step.name)
             self._execute(step, inputs, key, final)
+            trim_heap()  # the step's freed memory, before the next step (crimecast.heap)
         summary = json.loads((final / SUCCESS).read_text())
         _link_tree(final, self.run_dir / step.name)
         self.summaries[step.name] = summary

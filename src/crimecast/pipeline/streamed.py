@@ -38,7 +38,7 @@ import polars as pl
 from crimecast.config import FeatureConfig, PipelineConfig
 from crimecast.data.clean import CleanResult
 from crimecast.data.output import write_parquet
-from crimecast.evaluation.predict import prediction_keys, prediction_part
+from crimecast.evaluation.predict import named_part, prediction_keys, scored_keys
 from crimecast.evaluation.streamed import StreamedEvaluation
 from crimecast.executor import Executor, shares_cores, streamed_executor
 from crimecast.features.asof import PanelGrid
@@ -58,6 +58,7 @@ from crimecast.features.meta import build_meta
 from crimecast.features.timebins import STEPS_HOURS
 from crimecast.features.unit_table import units_from_table
 from crimecast.features.units import UnitSet
+from crimecast.heap import trim_heap
 from crimecast.models.estimators import HotspotModel
 from crimecast.models.naive import Forecaster
 from crimecast.pipeline.training import SplitPlan, plan_bins, sepp_fit_info
@@ -66,7 +67,7 @@ logger = logging.getLogger(__name__)
 
 KEEP_SHARE = 0.01  # predictions.parquet: each forecaster's top 1% of units per bin
 VALIDATION_CHUNK_ROWS = 1_000_000
-SCORING_THREADS = 2  # forecasters measured at once in a test block (memory: their predictions)
+SCORING_THREADS = 2  # forecasters measured at once
 
 
 def is_streamed(config: FeatureConfig, n_units: int, clean: pl.DataFrame) -> bool:
@@ -233,37 +234,90 @@ def scored_block(inputs: PanelInputs, block: Block) -> pl.DataFrame:
     return build_block(inputs, block, nan_as_null=False)
 
 
-def _kept(predictions: pl.DataFrame, n_units: int) -> pl.DataFrame:
-    top = max(1, int(np.ceil(KEEP_SHARE * n_units)))
-    rank = pl.col("score").rank("ordinal", descending=True).over("model", "bin_start")
-    return predictions.filter((rank <= top) | (pl.col("actual_count") > 0))
+@dataclasses.dataclass(frozen=True)
+class BinRows:
+    """A block's rows by bin: bin ``b``'s rows are ``order[bounds[b]:bounds[b + 1]]``, in
+    row order (shared by every forecaster of the block)."""
+
+    order: np.ndarray
+    bounds: np.ndarray
+
+    @classmethod
+    def of(cls, bin_start: pl.Series) -> BinRows | None:
+        """The rows of ``bin_start`` by bin; ``None`` when a bin start is missing."""
+        if bin_start.null_count():
+            return None
+        starts = bin_start.unique().sort().to_physical().to_numpy()
+        code = np.searchsorted(starts, bin_start.to_physical().to_numpy())
+        # A stable sort of small integer codes is a radix sort: linear, not n log n.
+        order = np.argsort(code.astype(np.uint16) if starts.size <= 1 << 16 else code,
+                           kind="stable")
+        return cls(order, np.concatenate(([0], np.cumsum(np.bincount(code)))))
+
+
+def kept_rows(predictions: pl.DataFrame, top: int, bins: BinRows | None) -> pl.DataFrame:
+    """One forecaster's rows of a block (:func:`scored_keys`) that ``predictions.parquet``
+    keeps: those it ranks in its first ``top`` of their bin (ordinal rank by descending
+    score, ties in row order) and every row with an event.
+
+    With ``bins``, each bin's ``top``-th score comes from a partition, not a sort of the
+    block; the rows are those of the rank over the bin (a property test compares them),
+    which still serves missing and NaN scores."""
+    score, count = predictions["score"], predictions["actual_count"]
+    values = score.to_numpy()
+    if bins is None or score.null_count() or count.null_count() or np.isnan(values).any():
+        rank = pl.col("score").rank("ordinal", descending=True).over("bin_start")
+        return compact(predictions.filter((rank <= top) | (pl.col("actual_count") > 0)))
+    keep = count.to_numpy() > 0
+    grouped = values[bins.order]
+    for lo, hi in itertools.pairwise(bins.bounds.tolist()):
+        rows = bins.order[lo:hi]
+        if hi - lo <= top:
+            keep[rows] = True
+            continue
+        segment = grouped[lo:hi]
+        threshold = np.partition(segment, hi - lo - top)[hi - lo - top]
+        above = segment > threshold
+        keep[rows[above]] = True
+        # Ties at the threshold rank in row order: the first ones fill the top.
+        ties = np.flatnonzero(segment == threshold)[:top - int(np.count_nonzero(above))]
+        keep[rows[ties]] = True
+    return compact(predictions.filter(keep))
+
+
+def compact(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with each text column in buffers of its own. A filtered text column still
+    points into the buffers of the column it was filtered from (Polars' string views):
+    the few rows kept of every test block would otherwise hold each block's unit ids."""
+    return frame.with_columns(
+        pl.Series(name, pl.from_arrow(frame[name].to_arrow()), dtype=pl.String)
+        for name, dtype in frame.schema.items() if dtype == pl.String)
 
 
 def _score_block(rows: pl.DataFrame, models: dict[str, Forecaster],
-                 evaluation: StreamedEvaluation, n_units: int) -> list[pl.DataFrame]:
-    """Every forecaster's predictions of one block into ``evaluation``; returns the kept
-    rows of each, in ``models``' order. A forecaster's statistics (single-threaded NumPy
-    and Polars sorts, most of the work) run on a second thread while the next forecaster
-    predicts and the one before is measured; at most :data:`SCORING_THREADS` forecasters'
-    predictions are held besides the one predicting."""
+                 evaluation: StreamedEvaluation, n_units: int,
+                 pool: ThreadPoolExecutor) -> list[Future[pl.DataFrame]]:
+    """Every forecaster's predictions of one block into ``evaluation``, measured on
+    ``pool``'s threads; returns, in ``models``' order, the futures of the rows each keeps.
+    A forecaster's statistics (NumPy and Polars sorts, most of the work) run while the next
+    forecaster predicts and, once this returns, while the next block is built; the caller
+    waits for them before the next block is scored, so each forecaster's blocks come in
+    order. Only the predictions (shared keys, scores) outlive the block's rows."""
     keys, block = prediction_keys(rows), evaluation.block()
+    bins = BinRows.of(keys["bin_start"])
+    top = max(1, int(np.ceil(KEEP_SHARE * n_units)))
 
-    def measure(name: str, predictions: pl.DataFrame) -> pl.DataFrame:
-        block.add(name, predictions)
-        return _kept(predictions, n_units)
+    def measure(name: str, scored: pl.DataFrame) -> pl.DataFrame:
+        block.add(name, scored)
+        return named_part(kept_rows(scored, top, bins), name)
 
-    threads = 1 if shares_cores() else SCORING_THREADS
-    kept: list[pl.DataFrame] = []
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="crimecast-score") as pool:
-        pending: list[Future[pl.DataFrame]] = []
-        for name, model in models.items():  # one forecaster's predictions at a time
-            predictions = prediction_part(rows, keys, name, model)
-            if len(pending) >= threads:
-                kept.append(pending.pop(0).result())
-            pending.append(pool.submit(measure, name, predictions))
-            del predictions
-        kept.extend(future.result() for future in pending)
-    return kept
+    pending: list[Future[pl.DataFrame]] = []
+    for name, model in models.items():  # one forecaster's predictions at a time
+        # Without a model column until kept: 6M copies of its name would be held.
+        scored = scored_keys(rows, keys, model)
+        pending.append(pool.submit(measure, name, scored))
+        del scored
+    return pending
 
 
 def evaluate_streamed(meta: dict[str, Any], clean: pl.DataFrame, unit_table: pl.DataFrame,
@@ -281,21 +335,28 @@ def evaluate_streamed(meta: dict[str, Any], clean: pl.DataFrame, unit_table: pl.
     blocks = _test_blocks(inputs, test["first_bin"], test["last_bin"], runner)
     shared = warm(inputs) if runner.workers > 1 and len(blocks) > 1 else inputs
     kept: list[pl.DataFrame] = []
+    measuring: list[Future[pl.DataFrame]] = []
     scored = 0
-    for start in range(0, len(blocks), runner.workers):
-        frames = runner.map(scored_block, blocks[start:start + runner.workers], shared=shared)
-        while frames:
-            rows = frames.pop(0)  # one block's rows in memory (order does not matter here)
-            if rows["target_hotspot"].null_count():
-                rows = rows.filter(pl.col("target_hotspot").is_not_null())
-            kept.extend(_score_block(rows, models, evaluation, len(units)))
-            scored += rows.height
-            logger.info("evaluated %d test rows (%d so far)", rows.height, scored)
-            # Nothing may keep this block alive while the next one is built.
-            del rows
-            for model in models.values():
-                for part in (model, getattr(model, "learned", None)):
-                    if isinstance(part, HotspotModel):
-                        part.forget()
+    threads = 1 if shares_cores() else SCORING_THREADS
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="crimecast-score") as pool:
+        for start in range(0, len(blocks), runner.workers):
+            frames = runner.map(scored_block, blocks[start:start + runner.workers],
+                                shared=shared)
+            while frames:
+                rows = frames.pop(0)  # one block's rows in memory (order does not matter)
+                if rows["target_hotspot"].null_count():
+                    rows = rows.filter(pl.col("target_hotspot").is_not_null())
+                kept.extend(future.result() for future in measuring)  # the block before
+                measuring = _score_block(rows, models, evaluation, len(units), pool)
+                scored += rows.height
+                logger.info("evaluated %d test rows (%d so far)", rows.height, scored)
+                # Nothing may keep this block alive while the next one is built.
+                del rows
+                for model in models.values():
+                    for part in (model, getattr(model, "learned", None)):
+                        if isinstance(part, HotspotModel):
+                            part.forget()
+                trim_heap()  # else the freed block stays resident, fragmented (crimecast.heap)
+        kept.extend(future.result() for future in measuring)
     write_parquet(pl.concat(kept) if kept else pl.DataFrame(), out)
     return scored
