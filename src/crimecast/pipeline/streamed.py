@@ -58,7 +58,7 @@ from crimecast.features.meta import build_meta
 from crimecast.features.timebins import STEPS_HOURS
 from crimecast.features.unit_table import units_from_table
 from crimecast.features.units import UnitSet
-from crimecast.heap import trim_heap
+from crimecast.heap import map_large_blocks
 from crimecast.models.estimators import HotspotModel
 from crimecast.models.naive import Forecaster
 from crimecast.pipeline.training import SplitPlan, plan_bins, sepp_fit_info
@@ -326,6 +326,7 @@ def evaluate_streamed(meta: dict[str, Any], clean: pl.DataFrame, unit_table: pl.
     """Score every unit of every test bin in time blocks into ``evaluation``; write the
     kept predictions to ``out``. Returns the rows scored per forecaster."""
     runner = streamed_executor(executor)
+    map_large_blocks()  # memory flat block after block (crimecast.heap)
     panel = meta["panel"]
     config = FeatureConfig.model_validate(meta["feature_config"])
     units = units_from_table(unit_table, panel["spatial_unit"], panel["crs"],
@@ -333,7 +334,9 @@ def evaluate_streamed(meta: dict[str, Any], clean: pl.DataFrame, unit_table: pl.
     inputs = panel_inputs(clean, units, config, weather_for(clean, config))
     test = meta["streamed"]["test"]
     blocks = _test_blocks(inputs, test["first_bin"], test["last_bin"], runner)
-    shared = warm(inputs) if runner.workers > 1 and len(blocks) > 1 else inputs
+    # Panel-wide work (SEPP index, near-repeat pairs) first, on its own: its temporaries
+    # would otherwise add to the first block's (the run's peak memory).
+    shared = warm(inputs) if len(blocks) > 1 else inputs
     kept: list[pl.DataFrame] = []
     measuring: list[Future[pl.DataFrame]] = []
     scored = 0
@@ -356,7 +359,6 @@ def evaluate_streamed(meta: dict[str, Any], clean: pl.DataFrame, unit_table: pl.
                     for part in (model, getattr(model, "learned", None)):
                         if isinstance(part, HotspotModel):
                             part.forget()
-                trim_heap()  # else the freed block stays resident, fragmented (crimecast.heap)
         kept.extend(future.result() for future in measuring)
     write_parquet(pl.concat(kept) if kept else pl.DataFrame(), out)
     return scored
