@@ -14,8 +14,8 @@
   pipeline runner calls it after each step. The streamed evaluation also fixes the
   threshold at 1 MB (:func:`map_large_blocks`), so that arrays of a few MB are mapped and
   unmapped rather than left in the arenas: its peak no longer climbs by about 100 MB a
-  block, in the same time. Not for every command: on the area × 1 h panel, where most arrays are a few
-  MB, it slowed the build by 18% (each one faulted in afresh).
+  block, in the same time. Not for every command: on the area × 1 h panel, where most
+  arrays are a few MB, it slowed the build by 18% (each one faulted in afresh).
 
 Settings the user made in the environment (``MALLOC_MMAP_THRESHOLD_``,
 ``GLIBC_TUNABLES``, ``_RJEM_MALLOC_CONF``) win.
