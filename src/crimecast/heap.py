@@ -23,7 +23,6 @@ Settings the user made in the environment (``MALLOC_MMAP_THRESHOLD_``,
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import os
 from collections.abc import Callable
@@ -42,19 +41,22 @@ def tune_allocators() -> None:
 
 
 @functools.cache
-def _glibc(name: str, *argtypes: type) -> Callable[..., int] | None:
+def _glibc(name: str, *argtypes: str) -> Callable[..., int] | None:
+    import ctypes  # here, not at import: every CLI start imports this module
+
     try:
         function = getattr(ctypes.CDLL(None), name)
     except (OSError, AttributeError):  # not glibc
         return None
-    function.argtypes, function.restype = list(argtypes), ctypes.c_int
+    function.argtypes = [getattr(ctypes, argtype) for argtype in argtypes]
+    function.restype = ctypes.c_int
     return function
 
 
 def trim_heap() -> bool:
     """Hand glibc's free heap pages back to the system; whether any were (``False`` off
     glibc)."""
-    trim = _glibc("malloc_trim", ctypes.c_size_t)
+    trim = _glibc("malloc_trim", "c_size_t")
     return trim is not None and trim(0) == 1
 
 
@@ -63,7 +65,7 @@ def map_large_blocks() -> bool:
     :data:`MAPPED_BLOCK_BYTES` or more (and unmap it when freed) instead of keeping it in
     its arenas; whether it was set (not off glibc, nor where the user set glibc's
     threshold)."""
-    mallopt = _glibc("mallopt", ctypes.c_int, ctypes.c_int)
+    mallopt = _glibc("mallopt", "c_int", "c_int")
     if mallopt is None or any(name in os.environ for name in GLIBC_ENV):
         return False
     return mallopt(_M_MMAP_THRESHOLD, MAPPED_BLOCK_BYTES) == 1
