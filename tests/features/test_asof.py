@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from unittest import mock
 
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crimecast.errors import ConfigError
+from crimecast.features import asof
 from crimecast.features.asof import (
     PanelGrid,
+    Rows,
     event_arrays,
     interval_counts,
     lag_counts,
     occurrence_counts,
+    row_interval_counts,
     trailing_stats,
     window_counts,
 )
@@ -117,3 +123,21 @@ def test_calendar_flags_use_the_holidays_library() -> None:
     week = pl.DataFrame({"s": [dt.datetime(2024, 7, 1)]}).select(
         calendar_features(pl.col("s"), 168, days))
     assert week["is_holiday"].to_list() == [1]  # the week of 4 July
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 300), chunk=st.integers(1, 40),
+       weighted=st.booleans())
+def test_row_interval_counts_in_parts_equal_one_pass(seed: int, n: int, chunk: int,
+                                                    weighted: bool) -> None:
+    """Intervals counted a chunk at a time (many near-repeat pairs) sum to the same values."""
+    rng = np.random.default_rng(seed)
+    units, lo = rng.integers(0, 5, n), rng.integers(-5, 40, n)
+    hi = lo + rng.integers(-3, 15, n)  # empty intervals too
+    rows = Rows(unit=np.repeat(np.arange(5), 30), row=np.tile(np.arange(-2, 28), 5),
+                first_bin=0, n_units=5)
+    weights = rng.integers(1, 9, n) if weighted else None
+    whole = row_interval_counts(units, lo, hi, rows, weights)
+    with mock.patch.object(asof, "INTERVAL_CHUNK", chunk):
+        parts = row_interval_counts(units, lo, hi, rows, weights)
+    assert parts.dtype == whole.dtype and np.array_equal(parts, whole)

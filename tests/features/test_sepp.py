@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any
@@ -378,3 +379,20 @@ def test_first_epoch_row_of_a_decay_too_slow_to_matter_is_every_row() -> None:
     assert first_epoch_row(10, 1.0, 0.0) == -(2**62)
     # 40-day epochs of 1-day rows: row 100 is in epoch 2, so the index starts at epoch 1.
     assert first_epoch_row(100, 1.0, 1.0) == 39
+
+
+def test_int32_keys_read_as_int64_keys_would() -> None:
+    """The index narrows its keys to int32 where they fit; queries beyond int32 (a unit
+    with no contributions, far out) still read nothing, as with int64 keys."""
+    units, avail = np.array([0, 0, 1, 2, 2, 2]), np.array([1, 3, 2, 1, 5, 9])
+    index = decay_index(units, avail - 0.5, avail, np.ones(6), 1.0, 0.3)
+    assert index.keys.dtype == np.int32
+    wide = dataclasses.replace(index, keys=index.keys.astype(np.int64))
+    q_unit = np.array([0, 0, 1, 2, 2, 3, 10**9, 2**40])
+    q_row = np.array([0, 4, 7, 5, 12, 6, 8, 3])
+    got = index.at(q_unit, q_row)
+    assert np.array_equal(got, wide.at(q_unit, q_row)) and (got[-3:] == 0).all()
+    far = decay_index(np.array([0, 1]), np.array([0.5, 3e9]), np.array([1, 3 * 10**9]),
+                      np.ones(2), 1.0, 0.3)
+    assert far.keys.dtype == np.int64
+    assert far.at(np.array([0, 1]), np.array([2, 3 * 10**9]))[1] > 0

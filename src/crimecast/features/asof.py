@@ -26,6 +26,11 @@ from crimecast.features.timebins import TimeBinning
 
 logger = logging.getLogger(__name__)
 
+# Intervals counted at a time at requested rows: their keys' sorts then hold a few hundred
+# MB, not several GB (near-repeat pairs at fine grids number tens of millions). Counts are
+# integers (exact in float32 below 2**24), so the parts' sums are the same values.
+INTERVAL_CHUNK = 4_000_000
+
 
 @dataclass(frozen=True)
 class PanelGrid:
@@ -140,6 +145,15 @@ def row_interval_counts(
     """
     if len(rows) == 0:
         return np.zeros(0, dtype=np.float64 if weights is not None else np.float32)
+    if units.size > INTERVAL_CHUNK:  # counts add up over any split of the intervals
+        total = None
+        for a in range(0, units.size, INTERVAL_CHUNK):
+            part = slice(a, a + INTERVAL_CHUNK)
+            counts = row_interval_counts(units[part], lo[part], hi[part], rows,
+                                         None if weights is None else weights[part])
+            total = counts if total is None else np.add(total, counts, out=total)
+        assert total is not None
+        return total
     base = int(rows.row.min()) - 1
     top = int(rows.row.max()) + 1
     span = top - base + 1

@@ -45,6 +45,7 @@ from crimecast.features.labels import topk_label, topk_label_at, zscore_label, z
 from crimecast.features.meta import build_meta
 from crimecast.features.timebins import TimeBinning
 from crimecast.features.units import UnitSet
+from crimecast.heap import trim_heap
 
 logger = logging.getLogger(__name__)
 
@@ -232,7 +233,7 @@ def build_rows(inputs: PanelInputs, unit: np.ndarray, bin_: np.ndarray) -> pl.Da
     if (order != np.arange(order.size)).any():
         restore = np.empty_like(order)
         restore[order] = np.arange(order.size)
-        return build_rows(inputs, unit[order], bin_[order])[restore]
+        return _gathered(build_rows(inputs, unit[order], bin_[order]), restore)
     shift = config.horizon - 1
     issue = bin_ - shift
     context = _rows_context(inputs, unit, issue)
@@ -243,11 +244,20 @@ def build_rows(inputs: PanelInputs, unit: np.ndarray, bin_: np.ndarray) -> pl.Da
             columns = declared_matrices(context, pool)
     share_panel_work(inputs, context)
     context.cache.clear()
+    trim_heap()  # the intermediates' freed pages, before the rows' frame is assembled
     early = issue < panel.first_bin  # the dense panel's shift leaves these NaN
     for values in columns.values():
         values[early] = np.nan
     columns.update(row_targets(inputs, unit, bin_))
     return assemble(columns, unit, bin_, inputs, shift)
+
+
+def _gathered(frame: pl.DataFrame, index: np.ndarray) -> pl.DataFrame:
+    """``frame[index]``, one column at a time, each taken out of ``frame`` as it is
+    gathered: memory for the frame and one column, not for two frames."""
+    taken = pl.Series(index)
+    columns = [frame.drop_in_place(name).gather(taken) for name in list(frame.columns)]
+    return pl.DataFrame(columns)
 
 
 def _rows_context(inputs: PanelInputs, unit: np.ndarray, issue: np.ndarray) -> FeatureContext:

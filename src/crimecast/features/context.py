@@ -295,8 +295,11 @@ class FeatureContext:
 
     def kde_total(self, bins: int, multiple: float = 1.0, every_days: int = 7) -> np.ndarray:
         """The sum over every unit of :meth:`kde` at each row's snapshot."""
-        out: np.ndarray = self._snapshots(bins, multiple, every_days)[1]
-        return out
+        sums = self._snapshots(bins, multiple, every_days)[1]
+        total: np.ndarray = sums[self._snapshot_points(self.snapshot_every(every_days))[1]]
+        if self.rows is not None:
+            return total
+        return self.per_row(self.padded(total))
 
     def _snapshots(self, bins: int, multiple: float, every_days: int
                    ) -> tuple[np.ndarray, np.ndarray]:
@@ -304,24 +307,33 @@ class FeatureContext:
             ("kde", bins, multiple, every_days), lambda: self._smoothed(bins, multiple, every_days))
         return pair
 
+    def _snapshot_points(self, every: int) -> tuple[np.ndarray, np.ndarray]:
+        """The snapshot rows the kept rows read (every ``every`` bins) and each row's index
+        into them; once per step, for every window and bandwidth."""
+        def make() -> tuple[np.ndarray, np.ndarray]:
+            snap = snapshot_of(self.kept_rows(), every)
+            if self.rows is None and snap.size:  # consecutive rows: every snapshot between
+                return (np.arange(snap[0], snap[-1] + 1, every, dtype=np.int64),
+                        (snap - snap[0]) // every)
+            points, index = np.unique(snap, return_inverse=True)
+            return points, index
+        pair: tuple[np.ndarray, np.ndarray] = self.shared(("kde_points", every), make)
+        return pair
+
     def _smoothed(self, bins: int, multiple: float, every_days: int
                   ) -> tuple[np.ndarray, np.ndarray]:
+        """The KDE at each kept row, and the sum over units of each snapshot's KDE."""
         every = self.snapshot_every(every_days)
-        snap = snapshot_of(self.kept_rows(), every)
-        if self.rows is None and snap.size:  # consecutive rows: every snapshot in between
-            points = np.arange(snap[0], snap[-1] + 1, every, dtype=np.int64)
-            index = (snap - snap[0]) // every
-        else:
-            points, index = np.unique(snap, return_inverse=True)
+        points, index = self._snapshot_points(every)
         def make() -> np.ndarray:
             units, occ, avail = self.arrays()
             return snapshot_counts(units, avail, occ + bins, points, len(self.units))
         counts = self.shared(("kde_counts", bins, every), make)  # the same for every bandwidth
         smooth = smooth_snapshots(counts, self.units, self.base_bandwidth() * multiple)
-        total = smooth.sum(axis=0, dtype=np.float64)[index]
+        sums = smooth.sum(axis=0, dtype=np.float64)
         if self.rows is not None:
-            return smooth[self.rows.unit, index], total
-        return self.padded(smooth[:, index]), self.per_row(self.padded(total))
+            return smooth[self.rows.unit, index], sums
+        return self.padded(smooth[:, index]), sums
 
     def event_xy(self) -> tuple[np.ndarray, np.ndarray]:
         """The events' coordinates in the units' projected CRS (metres), projected once."""

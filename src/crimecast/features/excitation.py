@@ -24,6 +24,7 @@ events × bins matrix.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 
 import numpy as np
@@ -33,7 +34,7 @@ import shapely
 from crimecast.config import FeatureConfig
 from crimecast.data.geo import to_projected
 from crimecast.features.context import FeatureContext, incident_events
-from crimecast.features.decay import DecayIndex, decay_index, first_epoch_row
+from crimecast.features.decay import DecayIndex, UnitBands, decay_index, first_epoch_row
 from crimecast.features.sepp import (
     DEFAULT_PARAMS,
     SeppFit,
@@ -41,12 +42,15 @@ from crimecast.features.sepp import (
     expected_counts,
     fit_sepp,
 )
-from crimecast.features.trigger import TRIGGER_CUTOFF, trigger_weights
+from crimecast.features.trigger import FEW_UNITS, TRIGGER_CUTOFF, trigger_reach, trigger_weights
 from crimecast.features.units import UnitSet
 
 logger = logging.getLogger(__name__)
 
 BACKGROUND_WEEKS = 52
+# Trigger pairs per band of units while the SEPP's index is built (sepp_index): at 32 bytes
+# a pair in flight, a few hundred MB of temporaries instead of several GB at fine grids.
+BAND_PAIRS = 2_000_000
 MAX_FIT_EVENTS = 20_000
 
 
@@ -66,6 +70,65 @@ def _event_xy(events: pl.DataFrame, units: UnitSet) -> tuple[np.ndarray, np.ndar
     return to_projected(events["lat"].to_numpy(), events["lon"].to_numpy(), units.crs)
 
 
+def sepp_index(events: pl.DataFrame, xy: tuple[np.ndarray, np.ndarray], units: UnitSet,
+               areas: np.ndarray, params: SeppParams, bin_days: float,
+               band_pairs: int = BAND_PAIRS) -> UnitBands:
+    """The decay index of the trigger contributions of ``events`` (at ``xy``) to ``units``,
+    built band by band: ranges of consecutive units with about ``band_pairs`` trigger
+    pairs each, from the events within reach of each range.
+
+    The same values as one index of every pair: a unit's pairs, their weights and their
+    order are the same (each band keeps the events in order), and a unit's running sums
+    never cross a band. Only one band's temporaries (pairs, sort, running sums) are held
+    at a time: at 250 m, a million events make about 19 million pairs."""
+    x, y = xy
+    t_days, avail = events["t_days"].to_numpy(), events["avail"].to_numpy()
+    rows = (int(avail.min()), int(avail.max())) if avail.size else None
+    cents, n_units = units.centroids, len(units)
+
+    def band(lo: int, hi: int, chosen: np.ndarray | None) -> DecayIndex:
+        bx, by = (x, y) if chosen is None else (x[chosen], y[chosen])
+        e_idx, u_idx, weight = trigger_weights(bx, by, cents[lo:hi], areas[lo:hi],
+                                               params.sigma_m, units.cell_size)
+        if chosen is not None:
+            e_idx = chosen[e_idx]
+        u_idx += lo
+        return decay_index(u_idx, t_days[e_idx], avail[e_idx], weight, bin_days,
+                           params.omega_per_day, rows=rows)
+
+    cuts = _bands(events, xy, units, areas, params, band_pairs)
+    if len(cuts) <= 2:
+        return UnitBands(np.array(cuts, dtype=np.int64), (band(0, n_units, None),))
+    reach = trigger_reach(params.sigma_m, units.cell_size) * (1 + 1e-9) + 1.0  # a superset
+    parts = []
+    for lo, hi in itertools.pairwise(cuts):
+        (x0, y0), (x1, y1) = cents[lo:hi].min(axis=0) - reach, cents[lo:hi].max(axis=0) + reach
+        near = np.flatnonzero((x >= x0) & (x <= x1) & (y >= y0) & (y <= y1))
+        parts.append(band(lo, hi, near))
+    return UnitBands(np.array(cuts, dtype=np.int64), tuple(parts))
+
+
+def _bands(events: pl.DataFrame, xy: tuple[np.ndarray, np.ndarray], units: UnitSet,
+           areas: np.ndarray, params: SeppParams, band_pairs: int) -> list[int]:
+    """Unit cuts ``[0, ..., n_units]`` of :func:`sepp_index`'s bands: the pairs estimated
+    from every k-th event, split by the events' own units; each band holds more than
+    ``FEW_UNITS`` units, so it pairs units with events as the whole set does."""
+    n_units, n_events = len(units), events.height
+    step = max(1, n_events // 4096)
+    sample = trigger_weights(xy[0][::step], xy[1][::step], units.centroids, areas,
+                             params.sigma_m, units.cell_size)[0].size * step
+    n_bands = min(-(-sample // max(band_pairs, 1)), n_units // (FEW_UNITS + 1))
+    if n_bands <= 1:
+        return [0, n_units]
+    own = np.cumsum(np.bincount(events["_u"].to_numpy(), minlength=n_units))
+    cuts = np.searchsorted(own, own[-1] * np.arange(1, n_bands) / n_bands, side="right")
+    edges = [0]
+    for cut in cuts.tolist():
+        if cut - edges[-1] > FEW_UNITS and n_units - cut > FEW_UNITS:
+            edges.append(cut)
+    return [*edges, n_units]
+
+
 def sepp_intensity(c: FeatureContext) -> np.ndarray:
     """Expected events per (unit, bin) under the SEPP, at issue rows (see module doc)."""
     params = params_of(c.config)
@@ -74,14 +137,10 @@ def sepp_intensity(c: FeatureContext) -> np.ndarray:
     areas = unit_areas_m2(c.units)
     kept = c.kept_rows()
 
-    def index(events: pl.DataFrame, xy: tuple[np.ndarray, np.ndarray]) -> DecayIndex:
-        e_idx, u_idx, weight = trigger_weights(*xy, c.units.centroids, areas,
-                                               params.sigma_m, c.units.cell_size)
-        return decay_index(u_idx, events["t_days"].to_numpy()[e_idx],
-                           events["avail"].to_numpy()[e_idx], weight, bin_days,
-                           params.omega_per_day)
+    def index(events: pl.DataFrame, xy: tuple[np.ndarray, np.ndarray]) -> UnitBands:
+        return sepp_index(events, xy, c.units, areas, params, bin_days)
 
-    def block_index() -> DecayIndex:  # the events the block reads (decay module doc)
+    def block_index() -> UnitBands:  # the events the block reads (decay module doc)
         first = first_epoch_row(int(kept.min()), bin_days, params.omega_per_day) \
             if kept.size else 0
         events = c.events.filter(pl.col("avail").is_between(first, int(kept.max()))) \
@@ -90,7 +149,7 @@ def sepp_intensity(c: FeatureContext) -> np.ndarray:
 
     name = f"{params.sigma_m!r}_{params.omega_per_day!r}"
     if c.panel_wide(TRIGGER_CUTOFF * params.sigma_m):  # once per panel, shared by its blocks
-        decay: DecayIndex = c.shared(f"sepp_index_{name}",
+        decay: UnitBands = c.shared(f"sepp_index_{name}",
                                      lambda: index(c.events, c.event_xy()))
     else:
         decay = c.shared(f"sepp_block_{name}", block_index)

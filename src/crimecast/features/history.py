@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from crimecast.features.asof import (
+    INTERVAL_CHUNK,
     day_window_counts,
     event_table,
     occurrence_counts,
@@ -121,8 +122,14 @@ def prefetch_near_repeat(c: FeatureContext, pool: Executor) -> None:
 
     def pairs() -> tuple[np.ndarray, np.ndarray]:
         x, y = xy.result() if isinstance(xy, Future) else xy
-        return c.units.within_xy(x, y, radius)
+        return _narrow(c.units.within_xy(x, y, radius))
     c.ahead(NEAR_KEY, pairs, pool)
+
+
+def _narrow(pairs: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Panel-wide (event, unit) pairs as int32 (half the memory; held for the whole build)."""
+    small = all(a.size == 0 or int(a.max()) < 2**31 for a in pairs)
+    return (pairs[0].astype(np.int32), pairs[1].astype(np.int32)) if small else pairs
 
 
 def near_repeat(c: FeatureContext) -> np.ndarray:
@@ -130,12 +137,20 @@ def near_repeat(c: FeatureContext) -> np.ndarray:
     radius, window = c.config.near_repeat_radius_m, c.bins(c.config.near_repeat_hours / 24)
     if c.panel_wide(radius):  # the pairs once per panel, shared by its blocks
         _, occ, avail = c.arrays()
-        event_idx, unit_idx = c.shared(NEAR_KEY, lambda: c.units.within_xy(*c.event_xy(),
-                                                                           radius))
+        event_idx, unit_idx = c.shared(NEAR_KEY, lambda: _narrow(
+            c.units.within_xy(*c.event_xy(), radius)))
     else:  # only the events this block's rows can count
         events = c.events_reaching(c.issue_rows(), window)
         occ, avail = events["occ"].to_numpy(), events["avail"].to_numpy()
         event_idx, unit_idx = c.units.within_xy(*c.project(events), radius)
-    # the (event, unit) pairs' counts, without a frame of them
-    return window_counts(np.asarray(unit_idx, dtype=np.int64), occ[event_idx],
-                         avail[event_idx], c.target, window)
+    # the (event, unit) pairs' counts, without a frame of them; at requested rows a part of
+    # the pairs at a time (their counts add up), so their times are never all gathered
+    step = INTERVAL_CHUNK if c.rows is not None else max(event_idx.size, 1)
+    counts: np.ndarray | None = None
+    for a in range(0, max(event_idx.size, 1), step):  # once when there are no pairs
+        chosen = event_idx[a:a + step]
+        part = window_counts(np.asarray(unit_idx[a:a + step], dtype=np.int64), occ[chosen],
+                             avail[chosen], c.target, window)
+        counts = part if counts is None else np.add(counts, part, out=counts)
+    assert counts is not None
+    return counts

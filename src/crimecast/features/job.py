@@ -31,6 +31,7 @@ from crimecast.features.build import (
 from crimecast.features.design import WEIGHT, design_chunks, design_rows, uses_design
 from crimecast.features.meta import build_meta
 from crimecast.features.units import UnitSet, build_units
+from crimecast.heap import trim_heap
 
 logger = logging.getLogger(__name__)
 
@@ -202,6 +203,11 @@ def write_parts(rounds: Iterable[Sequence[pl.DataFrame]], target: Path,
                 labelled, positives = labelled + (counted[0] or 0), positives + (counted[1] or 0)
             write_part(frame.drop("_u", "_b"), target / f"part-{parts:05d}.parquet")
             parts += 1
+            del frame
+        # The loop variables would hold this round's frames while the next is computed; and
+        # the round's freed heap goes back before it (crimecast.heap).
+        del frames
+        trim_heap()
     meta["label"].update(rows_labelled=round(labelled),
                          positive_rate=positives / labelled if labelled else None)
     return WrittenParts(meta=meta, rows=rows, parts=parts)

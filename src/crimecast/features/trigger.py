@@ -38,6 +38,14 @@ def _interval_mass(offset: np.ndarray, half: float, sigma: float) -> np.ndarray:
     return 0.5 * (erfc((a - half) / scale) - erfc((a + half) / scale))
 
 
+def trigger_reach(sigma_m: float, cell_size: float | None,
+                  cutoff: float = TRIGGER_CUTOFF) -> float:
+    """How far (metres) from an event a unit's centroid may lie and still be paired with
+    it: ``cutoff·σ``, plus half a cell diagonal for grid cells."""
+    half = 0.0 if cell_size is None else cell_size / 2.0
+    return cutoff * sigma_m + half * math.sqrt(2.0)
+
+
 def trigger_weights(
     x: np.ndarray, y: np.ndarray, centroids: np.ndarray, unit_area_m2: np.ndarray,
     sigma_m: float, cell_size: float | None, cutoff: float = TRIGGER_CUTOFF,
@@ -73,7 +81,7 @@ def trigger_weights(
     if xs.size == 0 or cents.shape[0] == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
     half = 0.0 if cell_size is None else cell_size / 2.0
-    radius = cutoff * sigma_m + half * math.sqrt(2.0)
+    radius = trigger_reach(sigma_m, cell_size, cutoff)
     if cell_size is not None and cents.shape[0] > FEW_UNITS:
         lattice = _lattice(cents, cell_size)
         if lattice is not None:
