@@ -39,7 +39,6 @@ from crimecast.features.build import PanelInputs, build_rows, warm
 from crimecast.features.context import pairs_panel_wide
 from crimecast.features.excitation import params_of
 from crimecast.features.trigger import TRIGGER_CUTOFF
-from crimecast.heap import map_large_blocks
 
 logger = logging.getLogger(__name__)
 
@@ -148,9 +147,6 @@ def design_chunks(inputs: PanelInputs, design: Design, executor: Executor | None
     through ``executor``, one round of a chunk per worker at a time (memory: one chunk per
     worker), in row order."""
     runner = executor or SERIAL
-    # What a chunk frees goes back at once (crimecast.heap): a 250 m x 1 d design peaks about
-    # 140 MB lower, for about 2 s more of page faults.
-    map_large_blocks()
     size = max(1, min(chunk_rows, -(-design.unit.size // max(runner.workers, 1))))
     cuts = set(range(0, design.unit.size, size))
     span = chunk_span_bins(inputs)

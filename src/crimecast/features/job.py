@@ -31,7 +31,7 @@ from crimecast.features.build import (
 from crimecast.features.design import WEIGHT, design_chunks, design_rows, uses_design
 from crimecast.features.meta import build_meta
 from crimecast.features.units import UnitSet, build_units
-from crimecast.heap import trim_heap
+from crimecast.heap import map_large_blocks, trim_heap
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +146,7 @@ def stream_features(
     blocks = [] if design else feature_blocks(inputs, config.block_memory_mb, runner)
     rounds: Iterator[Sequence[pl.DataFrame]]
     if design is not None:
+        map_large_blocks()  # a design's chunks: memory handed back as freed (crimecast.heap)
         rounds = design_chunks(inputs, design, streamed_executor(executor))
     else:
         shared = warm(inputs) if runner.workers > 1 and len(blocks) > 1 else inputs

@@ -162,6 +162,7 @@ def process_streamed(cleaned: CleanResult, units: UnitSet, config: FeatureConfig
                                               seed)
     target = out / "features.parquet"
     shutil.rmtree(target, ignore_errors=True)
+    map_large_blocks()  # the design's chunks: memory handed back as freed (crimecast.heap)
     written = write_parts(
         itertools.chain(design_chunks(inputs, design, runner),
                         _validation_chunks(inputs, chosen, weight, runner)),
